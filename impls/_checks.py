@@ -1,0 +1,351 @@
+"""Argument checks shared by the three backends.
+
+Every public op of every backend calls the checker of the same name here before it computes
+anything, so that bad input fails with the same exception type and the same message in NumPy,
+PyTorch and TensorFlow. Messages name the argument, what was received and what was expected.
+
+The checkers also turn the flexible arguments (int or pair strides, the padding forms) into one
+explicit form, so that each backend's op body starts from plain numbers:
+
+- stride and kernel_size: ``(sh, sw)``
+- padding: ``((top, bottom), (left, right))``; ``"same"`` follows TensorFlow's rule (the odd
+  extra row/column goes bottom/right), ``"valid"`` is no padding.
+
+Nothing here computes an op: the reference (reference/ops.py) resolves padding on its own, so a
+mistake here shows up as a parity failure instead of being shared by everyone.
+"""
+
+from __future__ import annotations
+
+import numbers
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+class Geometry(NamedTuple):
+    """Explicit geometry of a windowed op (conv or pool) after argument checking."""
+
+    kernel: tuple[int, int]  # (kH, kW)
+    stride: tuple[int, int]  # (sH, sW)
+    pads: Pads  # ((top, bottom), (left, right))
+    out: tuple[int, int]  # (OH, OW)
+
+
+class Cache(SimpleNamespace):
+    """What a forward keeps for its backward, in every backend.
+
+    ``op`` names the forward that made it, ``shape`` and ``dtype`` are those of the forward's
+    output (what ``dy`` must match); the other attributes are the backend's own.
+    """
+
+    def __init__(self, op: str, shape: tuple[int, ...], dtype: np.dtype, **data: object):
+        super().__init__(op=op, shape=tuple(shape), dtype=np.dtype(dtype), **data)
+
+
+# ---------------------------------------------------------------------------------------------
+# building blocks
+
+
+def describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def float_array(name: str, x: object, ndim: int | tuple[int, ...] | None = None,
+                like: np.ndarray | None = None, like_name: str = "x") -> np.ndarray:
+    """Check that ``x`` is a float32/float64 ndarray (of ``ndim`` dims, of ``like``'s dtype)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: got {describe(x)}, expected a NumPy array (np.ndarray)")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: got dtype {x.dtype}, expected float32 or float64")
+    if like is not None and x.dtype != like.dtype:
+        raise TypeError(
+            f"{name}: got dtype {x.dtype}, expected {like.dtype} to match {like_name}"
+        )
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if x.ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(
+                f"{name}: got {x.ndim} dimensions (shape {x.shape}), expected {want}"
+            )
+    return x
+
+
+def same_shape(name: str, x: np.ndarray, shape: tuple[int, ...], what: str) -> None:
+    if x.shape != tuple(shape):
+        raise ValueError(f"{name}: got shape {x.shape}, expected {tuple(shape)} ({what})")
+
+
+def integer(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: got {describe(value)}, expected an integer >= {minimum}")
+    if value < minimum:
+        raise ValueError(f"{name}: got {value}, expected an integer >= {minimum}")
+    return int(value)
+
+
+def int_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(
+                f"{name}: got {describe(value)}, expected an integer or a pair of integers"
+            )
+        return (integer(name, value[0], minimum), integer(name, value[1], minimum))
+    return (integer(name, value, minimum),) * 2
+
+
+def real(name: str, value: object, low: float | None = None, high: float | None = None,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """A real number in the interval given by low/high (open or closed ends)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: got {describe(value)}, expected a real number")
+    v = float(value)
+    bad = (not np.isfinite(v)
+           or (low is not None and (v <= low if low_open else v < low))
+           or (high is not None and (v >= high if high_open else v > high)))
+    if bad:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        raise ValueError(f"{name}: got {value!r}, expected a finite number in {lo}, {hi}")
+    return v
+
+
+def boolean(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: got {describe(value)}, expected True or False")
+    return bool(value)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's SAME rule: output ceil(size / stride); the odd extra cell goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def padding_arg(padding: object, size: tuple[int, int], kernel: tuple[int, int],
+                stride: tuple[int, int]) -> Pads:
+    """Resolve every padding form to ((top, bottom), (left, right))."""
+    if isinstance(padding, str):
+        word = padding.lower()
+        if word == "valid":
+            return ((0, 0), (0, 0))
+        if word == "same":
+            return (same_padding(size[0], kernel[0], stride[0]),
+                    same_padding(size[1], kernel[1], stride[1]))
+        raise ValueError(
+            f"padding: got {padding!r}, expected 'same', 'valid', an integer, (ph, pw) or "
+            "((top, bottom), (left, right))"
+        )
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+        isinstance(p, (tuple, list)) for p in padding
+    ):
+        (t, b), (l, r) = int_pair("padding", padding[0], 0), int_pair("padding", padding[1], 0)
+        return ((t, b), (l, r))
+    ph, pw = int_pair("padding", padding, 0)
+    return ((ph, ph), (pw, pw))
+
+
+def _window_geometry(x: np.ndarray, kernel: tuple[int, int], stride: object,
+                     padding: object) -> Geometry:
+    stride2 = int_pair("stride", stride, 1)
+    pads = padding_arg(padding, x.shape[2:], kernel, stride2)
+    out = []
+    for axis, (size, k, s, (p0, p1)) in enumerate(zip(x.shape[2:], kernel, stride2, pads)):
+        padded = size + p0 + p1
+        if k > padded:
+            dim = "height" if axis == 0 else "width"
+            raise ValueError(
+                f"kernel_size: got {kernel} whose {dim} {k} is larger than the padded input "
+                f"{dim} {padded} (x shape {x.shape}, padding {pads}), expected at most {padded}"
+            )
+        out.append((padded - k) // s + 1)
+    return Geometry(kernel, stride2, pads, (out[0], out[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# one checker per public op (forward); backward checks dy with `grad_output`
+
+
+def conv2d(x: object, w: object, b: object, stride: object, padding: object) -> Geometry:
+    x = float_array("x", x, ndim=4)
+    w = float_array("w", w, ndim=4, like=x)
+    b = float_array("b", b, ndim=1, like=x)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"w: got {w.shape[1]} input channels (shape {w.shape}), expected {x.shape[1]} "
+            f"to match x's channels (x shape {x.shape}); w is (C_out, C_in, kH, kW)"
+        )
+    if min(w.shape) == 0:
+        raise ValueError(f"w: got shape {w.shape}, expected no zero-sized dimension")
+    same_shape("b", b, (w.shape[0],), "one bias per output channel of w")
+    return _window_geometry(x, (w.shape[2], w.shape[3]), stride, padding)
+
+
+def pool2d(x: object, kernel_size: object, stride: object, padding: object) -> Geometry:
+    x = float_array("x", x, ndim=4)
+    kernel = int_pair("kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else stride
+    geometry = _window_geometry(x, kernel, stride, padding)
+    for (p0, p1), k in zip(geometry.pads, kernel):
+        # PyTorch's rule: a window must never lie wholly in the padding (a max over padding
+        # only, or an average over no cell). TensorFlow's SAME padding always satisfies it.
+        if max(p0, p1) > k // 2:
+            raise ValueError(
+                f"padding: got {geometry.pads} for kernel_size {kernel}, expected each pad "
+                f"at most half the kernel ({kernel[0] // 2}, {kernel[1] // 2})"
+            )
+    return geometry
+
+
+def count_include_pad(value: object) -> bool:
+    return boolean("count_include_pad", value)
+
+
+def linear(x: object, w: object, b: object) -> None:
+    x = float_array("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x: got {x.ndim} dimensions (shape {x.shape}), expected at least 2 "
+                         "(N, ...)")
+    w = float_array("w", w, ndim=2, like=x)
+    b = float_array("b", b, ndim=1, like=x)
+    d = int(np.prod(x.shape[1:]))
+    if w.shape[1] != d:
+        raise ValueError(
+            f"w: got {w.shape[1]} input features (shape {w.shape}), expected {d} to match x "
+            f"flattened to (N, D) (x shape {x.shape}); w is (out, in)"
+        )
+    same_shape("b", b, (w.shape[0],), "one bias per output feature of w")
+
+
+def elementwise(x: object) -> None:
+    float_array("x", x)
+
+
+def flatten(x: object) -> None:
+    x = float_array("x", x)
+    if x.ndim < 1:
+        raise ValueError("x: got a 0-d array, expected at least 1 dimension (N, ...)")
+
+
+def softmax(x: object) -> None:
+    float_array("x", x, ndim=2)
+
+
+def labels_arg(labels: object, logits: np.ndarray) -> str:
+    """Check labels against logits (N, K); return "integer" or "probabilities"."""
+    n, k = logits.shape
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(f"labels: got {describe(labels)}, expected a NumPy array of integer "
+                        f"classes (N,) or probabilities (N, K)")
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+        if labels.shape[0] != n:
+            raise ValueError(f"labels: got {labels.shape[0]} labels, expected {n} (one per row "
+                             f"of logits, shape {logits.shape})")
+        if n and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"labels: got values in [{labels.min()}, {labels.max()}], expected "
+                             f"classes in [0, {k - 1}]")
+        return "integer"
+    if labels.ndim == 2 and labels.dtype in FLOAT_DTYPES:
+        float_array("labels", labels, like=logits, like_name="logits")
+        same_shape("labels", labels, logits.shape, "probabilities shaped like logits")
+        return "probabilities"
+    raise TypeError(f"labels: got {describe(labels)}, expected integer classes of shape (N,) "
+                    f"or float probabilities of shape (N, K) with logits' dtype")
+
+
+def softmax_cross_entropy(logits: object, labels: object) -> str:
+    logits = float_array("logits", logits, ndim=2)
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"logits: got shape {logits.shape}, expected N >= 1 and K >= 1")
+    return labels_arg(labels, logits)
+
+
+def mse(pred: object, target: object) -> None:
+    pred = float_array("pred", pred)
+    target = float_array("target", target, like=pred, like_name="pred")
+    same_shape("target", target, pred.shape, "the shape of pred")
+    if pred.size == 0:
+        raise ValueError("pred: got an empty array, expected at least one element")
+
+
+def batchnorm(x: object, gamma: object, beta: object, running_mean: object,
+              running_var: object, training: object, momentum: object, eps: object) -> None:
+    x = float_array("x", x, ndim=(2, 4))
+    c = x.shape[1]
+    what = "one per feature of x (N, D)" if x.ndim == 2 else "one per channel of x (N, C, H, W)"
+    for name, arr in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                      ("running_var", running_var)):
+        float_array(name, arr, ndim=1, like=x)
+        same_shape(name, arr, (c,), what)
+    if boolean("training", training):
+        count = x.shape[0] * (1 if x.ndim == 2 else x.shape[2] * x.shape[3])
+        if count < 2:
+            raise ValueError(f"x: got shape {x.shape} with {count} value per channel, expected "
+                             "more than 1 when training (the unbiased variance needs two)")
+    real("momentum", momentum, 0.0, 1.0)
+    real("eps", eps, 0.0, low_open=True)
+
+
+def dropout(x: object, p: object, training: object, mask: object) -> None:
+    x = float_array("x", x)
+    real("p", p, 0.0, 1.0, high_open=True)
+    boolean("training", training)
+    if mask is not None:
+        if not isinstance(mask, np.ndarray):
+            raise TypeError(f"mask: got {describe(mask)}, expected a NumPy array of 0/1 or "
+                            "booleans shaped like x (1 keeps a unit)")
+        same_shape("mask", mask, x.shape, "the shape of x")
+        if mask.dtype != np.bool_ and not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask: got values other than 0 and 1, expected a 0/1 or boolean "
+                             "mask (1 keeps a unit)")
+
+
+def local_response_norm(x: object, size: object, alpha: object, beta: object,
+                        k: object) -> None:
+    float_array("x", x, ndim=4)
+    integer("size", size, 1)
+    real("alpha", alpha, 0.0)
+    real("beta", beta, 0.0)
+    real("k", k, 0.0, low_open=True)
+
+
+def l2_regularization(weights: object, weight_decay: object) -> list[np.ndarray]:
+    if isinstance(weights, dict):
+        items = list(weights.items())
+    elif isinstance(weights, (list, tuple)):
+        items = [(f"weights[{i}]", w) for i, w in enumerate(weights)]
+    else:
+        raise TypeError(f"weights: got {describe(weights)}, expected a list, tuple or dict of "
+                        "NumPy arrays")
+    arrays = [float_array(str(name), w) for name, w in items]
+    if arrays and any(a.dtype != arrays[0].dtype for a in arrays):
+        raise TypeError(f"weights: got dtypes {sorted({str(a.dtype) for a in arrays})}, "
+                        "expected one dtype for all")
+    real("weight_decay", weight_decay, 0.0)
+    return arrays
+
+
+def grad_output(dy: object, cache: object, op: str) -> None:
+    """Check a backward call: ``cache`` from ``<op>_forward``, ``dy`` like its output."""
+    if not isinstance(cache, Cache) or cache.op != op:
+        got = (f"a cache from {cache.op}_forward" if isinstance(cache, Cache)
+               else describe(cache))
+        raise TypeError(f"cache: got {got}, expected the cache returned by {op}_forward")
+    if not isinstance(dy, np.ndarray):
+        raise TypeError(f"dy: got {describe(dy)}, expected a NumPy array")
+    if dy.dtype != cache.dtype:
+        raise TypeError(f"dy: got dtype {dy.dtype}, expected {cache.dtype} (the forward's dtype)")
+    if dy.shape != cache.shape:
+        raise ValueError(f"dy: got shape {dy.shape}, expected {cache.shape} (the forward "
+                         "output's shape)")

@@ -1,0 +1,174 @@
+"""The tutorials' networks (reference/models.py) as a Sequential of NumPy layers.
+
+    model = build_model("simple_cnn", input_shape=(1, 28, 28), num_classes=10)
+    logits = model.forward(x, training=True)   # (N, K)
+    model.backward(dlogits)                    # fills model.grads
+    opt.step(model.grads)
+
+The canonical weight layout is NumPy's own, so ``get_weights``/``set_weights`` only copy.
+``model.params`` is a flat dict ("conv1.weight" -> array) holding the layers' own arrays, which
+the optimizer updates in place; ``model.grads`` has the same keys after ``backward``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import models as reference_models
+
+from .. import _checks
+from . import layers as layers_module
+from .layers import Dropout, Layer
+
+__all__ = ["Model", "build_model"]
+
+
+class Model:
+    """A Sequential of layers named by the spec (``model.layers["conv1"]``).
+
+    Attributes: ``spec`` (the resolved ModelSpec), ``dtype`` (np.dtype), ``layers`` (name ->
+    Layer, in order), ``params`` / ``buffers`` (flat dicts of the layers' own arrays), ``grads``
+    (after ``backward``), ``rng`` (the generator the Dropout layers draw masks from).
+    """
+
+    def __init__(self, spec: reference_models.ModelSpec, dtype: object = "float32",
+                 seed: int = 0):
+        self.spec = spec
+        self.dtype = layers_module.dtype_arg(dtype)
+        # Its own stream, distinct from the one initial_weights draws the weights from.
+        self.rng = np.random.default_rng([seed, 1])
+        self.layers: dict[str, Layer] = {
+            layer.name: _build_layer(layer, self.dtype, self.rng) for layer in spec.layers}
+        self.params = self._collect("params")
+        self.buffers = self._collect("buffers")
+        self.grads: dict[str, np.ndarray] = {}
+
+    def _collect(self, kind: str) -> dict[str, np.ndarray]:
+        return {f"{name}.{suffix}": array for name, layer in self.layers.items()
+                for suffix, array in getattr(layer, kind).items()}
+
+    # -----------------------------------------------------------------------------------------
+    # forward and backward
+
+    def _input(self, x: object) -> np.ndarray:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x: got {type(x).__name__}, expected a NumPy array (N, C, H, W)")
+        if x.ndim != 4 or x.shape[1:] != self.spec.input_shape:
+            raise ValueError(f"x: got shape {x.shape}, expected (N, "
+                             f"{', '.join(map(str, self.spec.input_shape))})")
+        return x.astype(self.dtype, copy=False)
+
+    def _masks(self, masks: object) -> dict[str, np.ndarray]:
+        names = {layer.name for layer in self.spec.dropout_layers()}
+        if masks is None:
+            return {}
+        if not isinstance(masks, dict):
+            raise TypeError(f"masks: got {type(masks).__name__}, expected a dict Dropout "
+                            "layer name -> mask")
+        for name in sorted(names ^ set(masks)):
+            problem = "missing" if name in names else "not a Dropout layer of this model"
+            raise KeyError(f"masks: {name!r} {problem}; expected exactly {sorted(names)}")
+        return masks
+
+    def forward(self, x: np.ndarray, training: bool = True,
+                masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Logits (N, K). ``masks``: Dropout layer name -> keep mask (else the model's rng)."""
+        x = self._input(x)  # (N, C, H, W)
+        masks = self._masks(masks)
+        for name, layer in self.layers.items():
+            if isinstance(layer, Dropout):
+                x = layer.forward(x, training, mask=masks.get(name))
+            else:
+                x = layer.forward(x, training)
+        return x  # (N, K)
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+        """Backpropagate dlogits (N, K) through every layer; fills ``grads``; returns dx."""
+        dx = dlogits
+        grads: dict[str, np.ndarray] = {}
+        for name, layer in reversed(self.layers.items()):
+            dx = layer.backward(dx)
+            grads.update({f"{name}.{suffix}": g for suffix, g in layer.grads.items()})
+        self.grads = {key: grads[key] for key in self.params}  # in layer order
+        return dx
+
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Logits (N, K) in inference mode (running statistics, no dropout)."""
+        x = self._input(x)
+        if batch_size is None:
+            return self.forward(x, training=False)
+        batch_size = _checks.integer("batch_size", batch_size, 1)
+        if len(x) == 0:
+            return np.zeros((0, self.spec.num_classes), self.dtype)
+        return np.concatenate([self.forward(x[i:i + batch_size], training=False)
+                               for i in range(0, len(x), batch_size)])
+
+    # -----------------------------------------------------------------------------------------
+    # weights
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Every canonical array of the model (params and buffers), in the spec's order."""
+        arrays = {**self.params, **self.buffers}
+        return {key: arrays[key] for key in self.spec.weight_shapes()}
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every canonical array, e.g. "conv1.weight", "bn1.running_var"."""
+        return {key: array.copy() for key, array in self._arrays().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load every canonical array (exact keys and shapes; cast to the model's dtype).
+
+        Values are copied INTO the existing arrays, so an optimizer built on this model keeps
+        working on them.
+        """
+        if not isinstance(weights, dict):
+            raise TypeError(f"weights: got {type(weights).__name__}, expected a dict name -> "
+                            "array like get_weights()")
+        arrays = self._arrays()
+        for key in sorted(set(arrays) ^ set(weights)):
+            problem = "missing" if key in arrays else "not a weight of this model"
+            raise KeyError(f"weights: {key!r} {problem}")
+        converted = {}
+        for key, target in arrays.items():
+            value = np.asarray(weights[key])
+            if not np.can_cast(value.dtype, target.dtype, casting="same_kind"):
+                raise TypeError(f"weights[{key!r}]: got dtype {value.dtype}, expected a real "
+                                f"array castable to {target.dtype}")
+            _checks.same_shape(f"weights[{key!r}]", value, target.shape, "the model's shape")
+            converted[key] = value
+        for key, value in converted.items():  # only once every array has passed its checks
+            arrays[key][...] = value
+
+    def __repr__(self) -> str:
+        body = "\n".join(f"  ({name}): {layer!r}" for name, layer in self.layers.items())
+        return f"Model({self.spec.name!r}, dtype={self.dtype.name},\n{body}\n)"
+
+
+def _build_layer(layer: reference_models.Layer, dtype: np.dtype,
+                 rng: np.random.Generator) -> Layer:
+    """The NumPy layer for one spec layer (its class has the spec's kind as name)."""
+    cls = getattr(layers_module, layer.kind)
+    kwargs = dict(layer.params)
+    if layer.kind in ("Conv2d", "Linear", "BatchNorm1d", "BatchNorm2d"):
+        kwargs["dtype"] = dtype
+    if cls is Dropout:
+        kwargs["rng"] = rng
+    return cls(**kwargs)
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int = 0,
+                dtype: str = "float32", init: str | None = None, weight_decay: float | None = None,
+                **options: object) -> Model:
+    """The network ``name`` of reference/models.py with its canonical initial weights.
+
+    ``seed`` draws the weights (reference.models.initial_weights, the same numbers in every
+    backend) and seeds the model's dropout generator; ``init`` and ``weight_decay`` override the
+    tutorial's; ``options`` go to the model (mlp: hidden, activation, batchnorm, dropout).
+    """
+    seed = _checks.integer("seed", seed, 0)
+    dtype = layers_module.dtype_arg(dtype)
+    spec = reference_models.resolve(name, input_shape, num_classes, init=init,
+                                    weight_decay=weight_decay, **options)
+    model = Model(spec, dtype, seed)
+    model.set_weights(reference_models.initial_weights(spec, seed, dtype))
+    return model

@@ -1,0 +1,477 @@
+"""Every op of docs/api.md from scratch in NumPy, each with a hand-derived backward.
+
+Windowed ops (conv, pools) share a few helpers: ``_pad`` (one copy of the input with its
+border), ``_windows`` (a strided view of every window, no copy), ``_offsets`` (for each of the
+kH*kW kernel offsets, the strided slice of the input it covers in every window) and
+``_scatter_windows`` (the adjoint of ``_windows``: adds those slices back, so overlapping windows
+accumulate). Convolution is im2col + one GEMM each for y, dW and dx.
+
+Hyperparameters are turned into Python floats before they touch an array: NumPy 2 treats a
+Python float as "weak" (float32 stays float32) but an ``np.float64`` scalar as strong (it
+would silently promote float32 arrays to float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import _checks
+from .._checks import Cache, Geometry
+
+# ---------------------------------------------------------------------------------------------
+# window helpers (conv and pools)
+
+
+def _pad(x: np.ndarray, pads: _checks.Pads, value: float = 0.0) -> np.ndarray:
+    """x (N, C, H, W) with ``value`` added around H and W; x itself when there is no padding."""
+    if pads == ((0, 0), (0, 0)):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), *pads), constant_values=value)
+
+
+def _unpad(xp: np.ndarray, pads: _checks.Pads) -> np.ndarray:
+    """The inverse of ``_pad``: the interior of xp (N, C, Hp, Wp)."""
+    (top, bottom), (left, right) = pads
+    return xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
+
+
+def _windows(xp: np.ndarray, geom: Geometry) -> np.ndarray:
+    """A strided view (no copy) of every window: (..., Hp, Wp) -> (..., OH, OW, kH, kW)."""
+    (sh, sw), (oh, ow) = geom.stride, geom.out
+    view = sliding_window_view(xp, geom.kernel, axis=(-2, -1))  # (..., Hp-kH+1, Wp-kW+1, kH, kW)
+    return view[..., : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, :]
+
+
+def _offsets(geom: Geometry):
+    """Yield (i, j, cells) for each kernel offset: xp[cells] (N, C, OH, OW) holds the cell at
+    offset (i, j) of every window of xp (N, C, Hp, Wp).
+
+    Looping over the kH*kW offsets (never over windows or pixels) keeps each step a whole-array
+    operation on a strided slice.
+    """
+    (kh, kw), (sh, sw), (oh, ow) = geom.kernel, geom.stride, geom.out
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = slice(i, i + (oh - 1) * sh + 1, sh), slice(j, j + (ow - 1) * sw + 1, sw)
+            yield i, j, (..., rows, cols)
+
+
+def _window_sums(xp: np.ndarray, geom: Geometry) -> np.ndarray:
+    """The sum of every window: (..., Hp, Wp) -> (..., OH, OW)."""
+    return sum(xp[cells] for _, _, cells in _offsets(geom))
+
+
+def _scatter_windows(padded_shape: tuple[int, ...], dtype: np.dtype, geom: Geometry,
+                     contribution) -> np.ndarray:
+    """Adjoint of ``_windows``: sum every window's gradient back onto the padded input (col2im).
+
+    ``contribution(i, j)`` is the gradient (N, C, OH, OW) reaching kernel offset (i, j) of each
+    window. Within one offset no cell is hit twice, so ``+=`` is safe, and overlapping windows
+    accumulate across offsets.
+    """
+    dxp = np.zeros(padded_shape, dtype=dtype)  # (N, C, Hp, Wp)
+    for i, j, cells in _offsets(geom):
+        dxp[cells] += contribution(i, j)
+    return dxp
+
+
+# ---------------------------------------------------------------------------------------------
+# convolution
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """2-D cross-correlation (no kernel flip), as im2col + one GEMM.
+
+    x (N, C, H, W), w (F, C, kH, kW), b (F,) -> y (N, F, OH, OW).
+    Forward:  y[n, f, p, q] = b[f] + sum_{c,i,j} w[f, c, i, j] * xp[n, c, p*sh + i, q*sw + j],
+              xp = x zero-padded; as matrices Y = W @ cols with W (F, C*kH*kW) and
+              cols (C*kH*kW, N*OH*OW), one column per output pixel.
+    Backward: db = sum_{n,p,q} dy;  dW = dY @ cols^T;  dcols = W^T @ dY, folded back onto xp by
+              col2im (overlapping windows add up), then the padding is cut off.
+    """
+    geom = _checks.conv2d(x, w, b, stride, padding)
+    n, f = x.shape[0], w.shape[0]
+    oh, ow = geom.out
+    xp = _pad(x, geom.pads)  # (N, C, Hp, Wp)
+    # im2col, the one copy of the windows. Rows (c, i, j) and columns (n, p, q) keep the output
+    # pixels innermost, so that col2im below reads each kernel offset as one contiguous block.
+    cols = _windows(xp, geom).transpose(1, 4, 5, 0, 2, 3).reshape(w[0].size, n * oh * ow)
+    y = (w.reshape(f, -1) @ cols).reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+    y = y + b[:, None, None]
+    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, cols=cols, w=w, geom=geom,
+                  padded_shape=xp.shape)
+    return y, cache  # (N, F, OH, OW)
+
+
+def conv2d_backward(dy, cache):
+    """Gradients of conv2d_forward: (dx (N, C, H, W), dw (F, C, kH, kW), db (F,))."""
+    _checks.grad_output(dy, cache, "conv2d")
+    w, geom = cache.w, cache.geom
+    n, f, oh, ow = dy.shape
+    c, kh, kw = w.shape[1:]
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(f, n * oh * ow)  # (F, N*OH*OW)
+    db = dy.sum(axis=(0, 2, 3))
+    dw = (dy_mat @ cache.cols.T).reshape(w.shape)
+    dcols = (w.reshape(f, -1).T @ dy_mat).reshape(c, kh, kw, n, oh, ow)
+
+    def contribution(i, j):
+        return dcols[:, i, j].transpose(1, 0, 2, 3)  # (N, C, OH, OW)
+
+    dxp = _scatter_windows(cache.padded_shape, dy.dtype, geom, contribution)
+    return _unpad(dxp, geom.pads), dw, db
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """Max over each window; padded cells are -inf so they never win.
+
+    x (N, C, H, W) -> y (N, C, OH, OW); stride None means stride = kernel_size.
+    Forward:  y[n, c, p, q] = max_{i,j} xp[n, c, p*sh + i, q*sw + j], and the argmax (the FIRST
+              maximum in row-major order within the window) is kept.
+    Backward: dx[argmax of window (p, q)] += dy[p, q]; overlapping windows accumulate.
+    """
+    geom = _checks.pool2d(x, kernel_size, stride, padding)
+    xp = _pad(x, geom.pads, value=-np.inf)  # (N, C, Hp, Wp)
+    windows = _windows(xp, geom)  # (N, C, OH, OW, kH, kW)
+    # Flattening (kH, kW) in C order makes np.argmax's "first occurrence" the first maximum
+    # in row-major order, the tie rule of the contract.
+    flat = windows.reshape(*windows.shape[:4], -1)  # (N, C, OH, OW, kH*kW)
+    argmax = flat.argmax(axis=-1)  # (N, C, OH, OW)
+    y = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
+    cache = Cache(op="max_pool2d", shape=y.shape, dtype=x.dtype, argmax=argmax, geom=geom,
+                  padded_shape=xp.shape)
+    return y, cache  # (N, C, OH, OW)
+
+
+def max_pool2d_backward(dy, cache):
+    """Gradient of max_pool2d_forward: dx (N, C, H, W)."""
+    _checks.grad_output(dy, cache, "max_pool2d")
+    kw = cache.geom.kernel[1]
+
+    def contribution(i, j):
+        # One-hot per offset: the windows whose winner sits at offset (i, j) pass dy on.
+        return np.where(cache.argmax == i * kw + j, dy, 0)
+
+    dxp = _scatter_windows(cache.padded_shape, dy.dtype, cache.geom, contribution)
+    return _unpad(dxp, cache.geom.pads)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Mean over each window; zero padding.
+
+    x (N, C, H, W) -> y (N, C, OH, OW); stride None means stride = kernel_size.
+    Forward:  y[n, c, p, q] = sum_{i,j} xp[n, c, p*sh + i, q*sw + j] / count[p, q], where count
+              is kH*kW (count_include_pad=True) or the number of real, unpadded cells of the
+              window (False; TensorFlow's SAME average).
+    Backward: every cell of window (p, q) gets dy[p, q] / count[p, q]; overlaps accumulate.
+    """
+    geom = _checks.pool2d(x, kernel_size, stride, padding)
+    include_pad = _checks.count_include_pad(count_include_pad)
+    xp = _pad(x, geom.pads)  # (N, C, Hp, Wp)
+    if include_pad:
+        count = geom.kernel[0] * geom.kernel[1]
+    else:
+        real_cells = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), geom.pads)
+        count = _window_sums(real_cells, geom)  # (1, 1, OH, OW)
+    y = _window_sums(xp, geom) / count
+    cache = Cache(op="avg_pool2d", shape=y.shape, dtype=x.dtype, count=count, geom=geom,
+                  padded_shape=xp.shape)
+    return y, cache  # (N, C, OH, OW)
+
+
+def avg_pool2d_backward(dy, cache):
+    """Gradient of avg_pool2d_forward: dx (N, C, H, W)."""
+    _checks.grad_output(dy, cache, "avg_pool2d")
+    share = dy / cache.count  # (N, C, OH, OW), the same for every cell of a window
+    dxp = _scatter_windows(cache.padded_shape, dy.dtype, cache.geom, lambda i, j: share)
+    return _unpad(dxp, cache.geom.pads)
+
+
+# ---------------------------------------------------------------------------------------------
+# dense layers and activations
+
+
+def linear_forward(x, w, b):
+    """Fully connected layer on x flattened in C order.
+
+    x (N, ...) -> (N, D), w (out, D), b (out,) -> y (N, out).
+    Forward:  y = x w^T + b.
+    Backward: dx = dy w (reshaped to x's shape), dw = dy^T x, db = sum_n dy.
+    """
+    _checks.linear(x, w, b)
+    x2 = x.reshape(x.shape[0], -1)  # (N, D)
+    y = x2 @ w.T + b
+    cache = Cache(op="linear", shape=y.shape, dtype=x.dtype, x2=x2, w=w, x_shape=x.shape)
+    return y, cache  # (N, out)
+
+
+def linear_backward(dy, cache):
+    """Gradients of linear_forward: (dx (N, ...), dw (out, D), db (out,))."""
+    _checks.grad_output(dy, cache, "linear")
+    dx = (dy @ cache.w).reshape(cache.x_shape)
+    return dx, dy.T @ cache.x2, dy.sum(axis=0)
+
+
+def relu_forward(x):
+    """Rectified linear unit, any shape.
+
+    Forward:  y = max(x, 0).
+    Backward: dx = dy where x > 0, else 0 (0 at exactly x = 0, like both frameworks).
+    """
+    _checks.elementwise(x)
+    y = np.maximum(x, 0)
+    return y, Cache(op="relu", shape=y.shape, dtype=x.dtype, positive=x > 0)
+
+
+def relu_backward(dy, cache):
+    """Gradient of relu_forward: dx, shaped like x."""
+    _checks.grad_output(dy, cache, "relu")
+    return np.where(cache.positive, dy, 0)
+
+
+def sigmoid_forward(x):
+    """Logistic sigmoid, any shape.
+
+    Forward:  y = 1 / (1 + exp(-x)), computed as exp(-log(1 + exp(-x))) with logaddexp, which
+              neither overflows nor warns for large |x|.
+    Backward: dx = dy * y * (1 - y).
+    """
+    _checks.elementwise(x)
+    y = np.exp(-np.logaddexp(0, -x))
+    return y, Cache(op="sigmoid", shape=y.shape, dtype=x.dtype, y=y)
+
+
+def sigmoid_backward(dy, cache):
+    """Gradient of sigmoid_forward: dx, shaped like x."""
+    _checks.grad_output(dy, cache, "sigmoid")
+    return dy * cache.y * (1 - cache.y)
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent, any shape.
+
+    Forward:  y = tanh(x).
+    Backward: dx = dy * (1 - y^2).
+    """
+    _checks.elementwise(x)
+    y = np.tanh(x)
+    return y, Cache(op="tanh", shape=y.shape, dtype=x.dtype, y=y)
+
+
+def tanh_backward(dy, cache):
+    """Gradient of tanh_forward: dx, shaped like x."""
+    _checks.grad_output(dy, cache, "tanh")
+    return dy * (1 - cache.y * cache.y)
+
+
+def flatten_forward(x):
+    """Flatten all but the first axis in C order (NCHW flatten).
+
+    x (N, ...) -> y (N, D).  Backward: dx = dy reshaped to x's shape.
+    """
+    _checks.flatten(x)
+    y = x.reshape(x.shape[0], -1)
+    return y, Cache(op="flatten", shape=y.shape, dtype=x.dtype, x_shape=x.shape)
+
+
+def flatten_backward(dy, cache):
+    """Gradient of flatten_forward: dx (N, ...)."""
+    _checks.grad_output(dy, cache, "flatten")
+    return dy.reshape(cache.x_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax and losses
+
+
+def _shift_by_row_max(x: np.ndarray) -> np.ndarray:
+    """x - max of its row: exp of it cannot overflow and the largest entry becomes exp(0)."""
+    return x - x.max(axis=1, keepdims=True)  # (N, K)
+
+
+def softmax_forward(x):
+    """Softmax along axis 1, stable.
+
+    x (N, K) -> y (N, K).
+    Forward:  y = exp(x - max) / sum_k exp(x - max).
+    Backward: dx = y * (dy - sum_k dy * y).
+    """
+    _checks.softmax(x)
+    e = np.exp(_shift_by_row_max(x))
+    y = e / e.sum(axis=1, keepdims=True)
+    return y, Cache(op="softmax", shape=y.shape, dtype=x.dtype, y=y)
+
+
+def softmax_backward(dy, cache):
+    """Gradient of softmax_forward: dx (N, K)."""
+    _checks.grad_output(dy, cache, "softmax")
+    y = cache.y
+    return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean softmax cross-entropy over the batch, through log-softmax.
+
+    logits (N, K); labels int (N,) classes or float (N, K) probabilities -> (loss, dlogits).
+    Forward:  log p = z - log sum_k exp(z), z = logits - row max;
+              loss = -sum_{n,k} t[n, k] log p[n, k] / N, t the one-hot labels or probabilities.
+              No clipping, so a margin of 1000 gives a loss of exactly 1000.
+    Gradient: dlogits = (p sum_k t[n, k] - t) / N, i.e. (p - t) / N when rows of t sum to 1
+              (the factor keeps it exact when probabilities sum to 1 only up to rounding).
+    """
+    kind = _checks.softmax_cross_entropy(logits, labels)
+    n = logits.shape[0]
+    if kind == "integer":
+        target = np.zeros_like(logits)  # (N, K)
+        target[np.arange(n), labels] = 1
+    else:
+        target = labels
+    z = _shift_by_row_max(logits)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (N, K)
+    loss = -(target * log_p).sum() / n
+    return logits.dtype.type(loss), (np.exp(log_p) * target.sum(axis=1, keepdims=True)
+                                     - target) / n
+
+
+def mse(pred, target):
+    """Mean squared error over ALL elements (PyTorch's MSELoss), any shape.
+
+    Forward:  loss = sum (pred - target)^2 / size.
+    Gradient: dpred = 2 (pred - target) / size.
+    """
+    _checks.mse(pred, target)
+    diff = pred - target
+    return pred.dtype.type((diff * diff).mean()), 2 * diff / diff.size
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation and regularisation
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1,
+                      eps=1e-5):
+    """Batch normalisation with PyTorch's conventions, per feature or per channel.
+
+    x (N, D) or (N, C, H, W); gamma, beta, running_mean, running_var (C,). Statistics run over
+    the axes other than 1, n values per channel.
+    Forward:  xhat = (x - mean) / sqrt(var + eps), y = gamma * xhat + beta. Training: mean and
+              biased var of the batch; new_running_mean = (1 - momentum) running_mean +
+              momentum mean, new_running_var = (1 - momentum) running_var + momentum var
+              n / (n - 1). Inference: the running statistics, returned unchanged (copies).
+    Backward: dbeta = sum dy, dgamma = sum dy * xhat; training
+              dx = gamma / sqrt(var + eps) / n * (n dy - dbeta - xhat dgamma),
+              inference dx = gamma / sqrt(var + eps) * dy (the statistics are constants).
+    Returns (y, cache, new_running_mean, new_running_var).
+    """
+    _checks.batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    momentum, eps = float(momentum), float(eps)
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts (C,) against x
+    n = x.size // x.shape[1]
+    if training:
+        mean, var = x.mean(axis=axes), x.var(axis=axes)  # (C,), biased variance
+        new_mean = (1 - momentum) * running_mean + momentum * mean
+        new_var = (1 - momentum) * running_var + momentum * var * (n / (n - 1))
+    else:
+        mean, var = running_mean, running_var
+        new_mean, new_var = running_mean.copy(), running_var.copy()
+    inv_std = 1 / np.sqrt(var + eps)  # (C,)
+    xhat = (x - mean.reshape(per_channel)) * inv_std.reshape(per_channel)
+    y = gamma.reshape(per_channel) * xhat + beta.reshape(per_channel)
+    cache = Cache(op="batchnorm", shape=y.shape, dtype=x.dtype, xhat=xhat, gamma=gamma,
+                  inv_std=inv_std, training=bool(training), axes=axes, per_channel=per_channel)
+    return y, cache, new_mean, new_var
+
+
+def batchnorm_backward(dy, cache):
+    """Gradients of batchnorm_forward: (dx like x, dgamma (C,), dbeta (C,))."""
+    _checks.grad_output(dy, cache, "batchnorm")
+    xhat, axes, per_channel = cache.xhat, cache.axes, cache.per_channel
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    scale = (cache.gamma * cache.inv_std).reshape(per_channel)
+    if not cache.training:
+        return scale * dy, dgamma, dbeta
+    n = dy.size // dy.shape[1]
+    dx = scale / n * (n * dy - dbeta.reshape(per_channel) - xhat * dgamma.reshape(per_channel))
+    return dx, dgamma, dbeta
+
+
+def dropout_forward(x, p, training=True, mask=None, rng=None):
+    """Inverted dropout, any shape.
+
+    Forward:  training y = x * mask / (1 - p), mask 1 keeps a unit; when no mask is given it is
+              drawn as rng.random(x.shape) >= p (rng a np.random.Generator, default a fresh
+              one); inference y = x.
+    Backward: dx = dy * mask / (1 - p) in training, dx = dy in inference.
+    """
+    _checks.dropout(x, p, training, mask)
+    if not training:
+        return x.copy(), Cache(op="dropout", shape=x.shape, dtype=x.dtype, mask=None, scale=None)
+    if mask is None:
+        rng = np.random.default_rng() if rng is None else rng
+        mask = rng.random(x.shape) >= p
+    # The kept units' scale is built once in x's dtype, as the frameworks do.
+    scale = mask.astype(x.dtype) / (1 - float(p))
+    y = x * scale
+    return y, Cache(op="dropout", shape=y.shape, dtype=x.dtype, mask=mask, scale=scale)
+
+
+def dropout_backward(dy, cache):
+    """Gradient of dropout_forward: dx, shaped like x."""
+    _checks.grad_output(dy, cache, "dropout")
+    return dy.copy() if cache.scale is None else dy * cache.scale
+
+
+def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """s[:, c] = sum_{c' = c - before}^{c + after} a[:, c'] of a (N, C, H, W), zero outside."""
+    ap = np.pad(a, ((0, 0), (before, after), (0, 0), (0, 0)))  # (N, C+before+after, H, W)
+    return sliding_window_view(ap, before + after + 1, axis=1).sum(axis=-1)  # (N, C, H, W)
+
+
+def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalisation across channels, PyTorch's definition.
+
+    x (N, C, H, W) -> y (N, C, H, W); window W(c) = [c - size//2, c + (size-1)//2], zero
+    outside [0, C).
+    Forward:  d_c = k + alpha / size * sum_{j in W(c)} x_j^2,  y_c = x_c * d_c^-beta.
+    Backward: dx_j = dy_j d_j^-beta
+                     - 2 beta alpha / size * x_j * sum_{c : j in W(c)} dy_c x_c d_c^(-beta-1),
+              where c ranges over [j - (size-1)//2, j + size//2] (the window mirrored).
+    """
+    _checks.local_response_norm(x, size, alpha, beta, k)
+    alpha, beta, k = float(alpha), float(beta), float(k)
+    d = k + alpha / size * _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    y = x * d ** -beta
+    cache = Cache(op="local_response_norm", shape=y.shape, dtype=x.dtype, x=x, d=d, size=size,
+                  alpha=alpha, beta=beta)
+    return y, cache  # (N, C, H, W)
+
+
+def local_response_norm_backward(dy, cache):
+    """Gradient of local_response_norm_forward: dx (N, C, H, W)."""
+    _checks.grad_output(dy, cache, "local_response_norm")
+    x, d, size, alpha, beta = cache.x, cache.d, cache.size, cache.alpha, cache.beta
+    through_d = _channel_window_sum(dy * x * d ** (-beta - 1), (size - 1) // 2, size // 2)
+    return dy * d ** -beta - (2 * beta * alpha / size) * x * through_d
+
+
+def l2_regularization(weights, weight_decay):
+    """L2 penalty on a list, tuple or dict of arrays.
+
+    Forward:  loss = 0.5 * weight_decay * sum_w sum(w^2), a NumPy scalar of the weights' dtype.
+    Gradient: grads = weight_decay * w for each w, as a list (list/tuple in) or dict (dict in).
+    """
+    arrays = _checks.l2_regularization(weights, weight_decay)
+    weight_decay = float(weight_decay)
+    dtype = arrays[0].dtype if arrays else np.dtype(np.float64)
+    squares = sum((np.sum(w * w) for w in arrays), dtype.type(0))
+    loss = dtype.type(0.5 * weight_decay * squares)
+    grads = [weight_decay * w for w in arrays]
+    if isinstance(weights, dict):
+        return loss, dict(zip(weights, grads, strict=True))
+    return loss, grads

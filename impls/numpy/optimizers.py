@@ -1,0 +1,223 @@
+"""The six textbook update rules of docs/models.md, in NumPy.
+
+    opt = build_optimizer("adam", model, lr=1e-3)
+    model.backward(dlogits)
+    opt.step(model.grads)
+
+Each rule is one function ``rule(w, g, state, lr, hp)`` that updates the parameter array ``w``
+IN PLACE (the model holds the same array) from its gradient ``g``, its own ``state`` dict
+(accumulators start at 0 on the first step) and the hyperparameters ``hp``; ``_RULES`` maps
+the names to them. Coupled weight decay is added to the gradient before the rule sees it.
+
+``implementation`` is accepted for symmetry with the framework backends, which offer
+"native" (torch.optim / keras.optimizers) and "textbook" (this file, mirrored with their tensor
+ops); NumPy has only the textbook, so "auto", "textbook" and "native" all mean it.
+
+Hyperparameters are Python floats: NumPy 2 treats Python floats as "weak" scalars, so a float32
+model stays float32 through every update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+
+__all__ = ["OPTIMIZERS", "HYPERPARAMETERS", "IMPLEMENTATIONS", "Optimizer", "build_optimizer"]
+
+# Each rule's hyperparameters with PyTorch's names and defaults. Adam also takes
+# ``betas=(beta1, beta2)`` (PyTorch's spelling) instead of beta1/beta2.
+HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    "sgd": {"weight_decay": 0.0},
+    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
+    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
+    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
+    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+}
+OPTIMIZERS = tuple(HYPERPARAMETERS)
+IMPLEMENTATIONS = ("auto", "textbook", "native")
+
+# The interval each hyperparameter must lie in (keyword arguments of _checks.real).
+_UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
+_POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)
+_RANGES: dict[str, dict] = {
+    "lr": _POSITIVE,
+    "momentum": _UNIT,
+    "alpha": _UNIT,
+    "beta1": _UNIT,
+    "beta2": _UNIT,
+    "eps": _POSITIVE,
+    "weight_decay": dict(low=0.0),  # [0, inf)
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the update rules (state starts at 0; g already includes weight_decay * w)
+
+
+def _zeros(state: dict, key: str, w: np.ndarray) -> np.ndarray:
+    """The accumulator ``key`` of this parameter, created as zeros on the first step."""
+    if key not in state:
+        state[key] = np.zeros_like(w)
+    return state[key]
+
+
+def _sgd(w, g, state, lr, hp):
+    # w -= lr g
+    w -= lr * g
+
+
+def _momentum(w, g, state, lr, hp):
+    # v = momentum v - lr g; w += v
+    v = _zeros(state, "v", w)
+    v[...] = hp["momentum"] * v - lr * g
+    w += v
+
+
+def _nesterov(w, g, state, lr, hp):
+    # v = momentum v - lr g; w += momentum v - lr g   (the look-ahead step, Sutskever's form)
+    v = _zeros(state, "v", w)
+    v[...] = hp["momentum"] * v - lr * g
+    w += hp["momentum"] * v - lr * g
+
+
+def _adagrad(w, g, state, lr, hp):
+    # h += g^2; w -= lr g / (sqrt(h) + eps)
+    h = _zeros(state, "h", w)
+    h += g * g
+    w -= lr * g / (np.sqrt(h) + hp["eps"])
+
+
+def _rmsprop(w, g, state, lr, hp):
+    # h = alpha h + (1 - alpha) g^2; w -= lr g / (sqrt(h) + eps)
+    h = _zeros(state, "h", w)
+    h[...] = hp["alpha"] * h + (1 - hp["alpha"]) * (g * g)
+    w -= lr * g / (np.sqrt(h) + hp["eps"])
+
+
+def _adam(w, g, state, lr, hp):
+    # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    # w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (eps outside the square root)
+    b1, b2 = hp["beta1"], hp["beta2"]
+    m, v = _zeros(state, "m", w), _zeros(state, "v", w)
+    t = state["t"] = state.get("t", 0) + 1
+    m[...] = b1 * m + (1 - b1) * g
+    v[...] = b2 * v + (1 - b2) * (g * g)
+    w -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + hp["eps"])
+
+
+_RULES = {
+    "sgd": _sgd,
+    "momentum": _momentum,
+    "nesterov": _nesterov,
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "adam": _adam,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _name(name: object) -> str:
+    if not isinstance(name, str) or name not in _RULES:
+        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+    return name
+
+
+def _implementation(implementation: object) -> str:
+    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation: got {implementation!r}, expected one of "
+                         f"{', '.join(map(repr, IMPLEMENTATIONS))}")
+    return "textbook"  # the only one NumPy has
+
+
+def _hyperparameter(key: str, value: object) -> float:
+    return _checks.real(key, value, **_RANGES[key])
+
+
+def _hyperparameters(name: str, hyper: dict[str, object]) -> dict[str, float]:
+    """The rule's hyperparameters: defaults overridden by ``hyper``, each checked."""
+    hyper = dict(hyper)
+    defaults = HYPERPARAMETERS[name]
+    if "betas" in hyper and name == "adam":
+        if "beta1" in hyper or "beta2" in hyper:
+            raise TypeError("betas: got betas together with beta1/beta2, expected one spelling")
+        betas = hyper.pop("betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
+        hyper["beta1"], hyper["beta2"] = (_checks.real("betas", b, **_UNIT) for b in betas)
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        accepted = sorted(defaults) + (["betas"] if name == "adam" else [])
+        raise TypeError(f"{name} optimizer got unexpected hyperparameter(s) {unknown}, "
+                        f"expected some of {accepted}")
+    return {key: _hyperparameter(key, hyper.get(key, default))
+            for key, default in defaults.items()}
+
+
+def _params(params: object) -> dict[str, np.ndarray]:
+    if not isinstance(params, dict):
+        raise TypeError(f"params: got {type(params).__name__}, expected a dict name -> array")
+    for key, w in params.items():
+        _checks.float_array(f"params[{key!r}]", w)
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimizer
+
+
+class Optimizer:
+    """One textbook rule applied to a dict of parameter arrays, updated in place.
+
+    ``Optimizer(name, params, lr=0.01, implementation="auto", **hyper)``: ``params`` maps
+    names to the model's own arrays (``model.params``); ``step(grads)`` applies one update
+    from a dict with the same keys. ``lr`` can be read and set between steps; ``hyper`` holds
+    the resolved hyperparameters, ``state[name]`` each parameter's accumulators.
+    """
+
+    def __init__(self, name: str, params: dict[str, np.ndarray], lr: float = 0.01,
+                 implementation: str = "auto", **hyper: object):
+        self.name = _name(name)
+        self.implementation = _implementation(implementation)
+        self.hyper = _hyperparameters(self.name, hyper)
+        self.lr = lr
+        self.params = _params(params)
+        self.state: dict[str, dict] = {key: {} for key in self.params}
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = _hyperparameter("lr", value)
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        """One update of every parameter from ``grads`` (same keys and shapes as params)."""
+        rule, weight_decay = _RULES[self.name], self.hyper["weight_decay"]
+        for key, w in self.params.items():
+            if key not in grads:
+                raise KeyError(f"grads: no gradient for parameter {key!r}")
+            g = _checks.float_array(f"grads[{key!r}]", grads[key], like=w,
+                                    like_name=f"params[{key!r}]")
+            _checks.same_shape(f"grads[{key!r}]", g, w.shape, f"the shape of params[{key!r}]")
+            if weight_decay:
+                g = g + weight_decay * w  # coupled decay: part of the gradient
+            rule(w, g, self.state[key], self.lr, self.hyper)
+
+    def __repr__(self) -> str:
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"Optimizer({self.name!r}, lr={self.lr!r}, {hyper})"
+
+
+def build_optimizer(name: str, model: object, lr: float = 0.01, implementation: str = "auto",
+                    **hyper: object) -> Optimizer:
+    """The optimizer ``name`` over every trainable array of ``model`` (see Optimizer)."""
+    params = getattr(model, "params", None)
+    if not isinstance(params, dict):
+        raise TypeError(f"model: got {type(model).__name__}, expected a Model from build_model")
+    return Optimizer(name, params, lr=lr, implementation=implementation, **hyper)

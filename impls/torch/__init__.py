@@ -1,0 +1,66 @@
+"""The PyTorch backend: the ops of docs/api.md with torch.nn.functional, backward by autograd.
+
+NumPy arrays in and out; each forward's cache holds the autograd graph and each backward asks
+``torch.autograd.grad`` for the gradient. This package is named ``torch`` like the framework it
+wraps: never put ``impls/`` on ``sys.path`` (see impls/__init__.py).
+"""
+
+from .ops import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    conv2d_backward,
+    conv2d_forward,
+    dropout_backward,
+    dropout_forward,
+    flatten_backward,
+    flatten_forward,
+    l2_regularization,
+    linear_backward,
+    linear_forward,
+    local_response_norm_backward,
+    local_response_norm_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+    mse,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax_backward,
+    softmax_cross_entropy,
+    softmax_forward,
+    tanh_backward,
+    tanh_forward,
+)
+
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "linear_forward",
+    "linear_backward",
+    "relu_forward",
+    "relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "flatten_forward",
+    "flatten_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "mse",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "local_response_norm_forward",
+    "local_response_norm_backward",
+    "l2_regularization",
+]

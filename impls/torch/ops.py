@@ -1,0 +1,360 @@
+"""The ops of docs/api.md in PyTorch: forward with torch.nn.functional, backward with autograd.
+
+Every forward turns its NumPy inputs into leaf tensors that require grad, runs plain PyTorch
+code and keeps the graph (inputs and output tensors) in its cache; every backward asks
+``torch.autograd.grad`` for the gradient of that output with ``grad_outputs=dy``. No gradient
+formula is written here, so comparing this backend with the reference tests PyTorch itself.
+
+NumPy <-> torch conversion happens only in ``_tensor`` and ``_numpy``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from impls import _checks
+
+# ---------------------------------------------------------------------------------------------
+# the NumPy <-> torch edge
+
+
+def _tensor(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
+    """A tensor of ``a``'s dtype that owns a copy of ``a``.
+
+    The copy matters: torch.from_numpy shares memory, and a caller changing its array after the
+    forward would silently change the values the graph saved for backward.
+    """
+    return torch.from_numpy(np.array(a, order="C", copy=True)).requires_grad_(requires_grad)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of ``t`` (same dtype).
+
+    A copy, not the shared buffer: some ops (sigmoid, tanh, relu) save their output for
+    backward, and a caller writing into the returned array must not change it.
+    """
+    return t.detach().numpy().copy()
+
+
+def _leaves(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """The inputs a backward differentiates with respect to."""
+    return tuple(_tensor(a, requires_grad=True) for a in arrays)
+
+
+def _result(op: str, y: torch.Tensor, inputs: tuple[torch.Tensor, ...]):
+    """The forward's output as NumPy, and the cache holding the graph from ``inputs`` to ``y``."""
+    out = _numpy(y)
+    return out, _checks.Cache(op=op, shape=out.shape, dtype=out.dtype, inputs=inputs, output=y)
+
+
+def _grads(dy: np.ndarray, cache: _checks.Cache) -> tuple[np.ndarray, ...]:
+    """Gradients of the cached output, weighted by ``dy``, with respect to the cached inputs.
+
+    retain_graph=True keeps the graph alive, so backward may be called again on the same cache.
+    """
+    grads = torch.autograd.grad(cache.output, cache.inputs, grad_outputs=_tensor(dy),
+                                retain_graph=True)
+    return tuple(_numpy(g) for g in grads)
+
+
+# ---------------------------------------------------------------------------------------------
+# padding at the edge
+
+
+def _symmetric(pads: _checks.Pads) -> bool:
+    (top, bottom), (left, right) = pads
+    return top == bottom and left == right
+
+
+def _pad(x: torch.Tensor, pads: _checks.Pads, value: float = 0.0) -> torch.Tensor:
+    (top, bottom), (left, right) = pads
+    return F.pad(x, (left, right, top, bottom), value=value)  # F.pad lists the last axis first
+
+
+def _padded(x: torch.Tensor, pads: _checks.Pads,
+            value: float = 0.0) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``x`` and the (ph, pw) padding argument for a conv/pool, given resolved pads.
+
+    The padding arguments of F.conv2d/F.max_pool2d/F.avg_pool2d are symmetric (one number per
+    axis; padding="same" refuses stride > 1), so uneven pads, e.g. TensorFlow's "same" with the
+    odd extra cell bottom/right, are applied with F.pad first. Even pads stay native.
+    """
+    if _symmetric(pads):
+        return x, (pads[0][0], pads[1][0])
+    return _pad(x, pads, value), (0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# conv and pooling
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Same contract as impls/numpy/ops.py::conv2d_forward."""
+    geom = _checks.conv2d(x, w, b, stride, padding)
+    xt, wt, bt = _leaves(x, w, b)  # (N, C, H, W), (F, C, kH, kW), (F,)
+    xp, pad = _padded(xt, geom.pads)
+    y = F.conv2d(xp, wt, bt, stride=geom.stride, padding=pad)  # (N, F, OH, OW)
+    return _result("conv2d", y, (xt, wt, bt))
+
+
+def conv2d_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::conv2d_backward."""
+    _checks.grad_output(dy, cache, "conv2d")
+    return _grads(dy, cache)  # (dx, dw, db)
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """Same contract as impls/numpy/ops.py::max_pool2d_forward.
+
+    Native padding never wins a max; explicit (uneven) padding is -inf for the same reason.
+    Ties: PyTorch's CPU kernel sends the gradient to the first maximum of the window in
+    row-major order (it keeps a candidate only when strictly greater), as the contract asks.
+    """
+    geom = _checks.pool2d(x, kernel_size, stride, padding)
+    (xt,) = _leaves(x)  # (N, C, H, W)
+    xp, pad = _padded(xt, geom.pads, value=-np.inf)
+    y = F.max_pool2d(xp, geom.kernel, geom.stride, pad)  # (N, C, OH, OW)
+    return _result("max_pool2d", y, (xt,))
+
+
+def max_pool2d_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::max_pool2d_backward."""
+    _checks.grad_output(dy, cache, "max_pool2d")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Same contract as impls/numpy/ops.py::avg_pool2d_forward.
+
+    Uneven pads with count_include_pad=False cannot use F.pad + F.avg_pool2d: the zeros F.pad
+    adds would count as real cells. There the window sums are divided by the number of real
+    cells, counted by summing a padded mask of ones the same way (divisor_override=1 sums).
+    """
+    geom = _checks.pool2d(x, kernel_size, stride, padding)
+    include = _checks.count_include_pad(count_include_pad)
+    (xt,) = _leaves(x)  # (N, C, H, W)
+    if include or _symmetric(geom.pads):
+        xp, pad = _padded(xt, geom.pads)
+        y = F.avg_pool2d(xp, geom.kernel, geom.stride, pad, count_include_pad=include)
+    else:
+        def window_sum(t):
+            return F.avg_pool2d(_pad(t, geom.pads), geom.kernel, geom.stride, divisor_override=1)
+
+        y = window_sum(xt) / window_sum(torch.ones_like(xt[:1, :1]))  # (N, C, OH, OW)
+    return _result("avg_pool2d", y, (xt,))
+
+
+def avg_pool2d_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::avg_pool2d_backward."""
+    _checks.grad_output(dy, cache, "avg_pool2d")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# dense layers and activations
+
+
+def linear_forward(x, w, b):
+    """Same contract as impls/numpy/ops.py::linear_forward."""
+    _checks.linear(x, w, b)
+    xt, wt, bt = _leaves(x, w, b)  # (N, ...), (out, D), (out,)
+    y = F.linear(torch.flatten(xt, 1), wt, bt)  # (N, out)
+    return _result("linear", y, (xt, wt, bt))
+
+
+def linear_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::linear_backward."""
+    _checks.grad_output(dy, cache, "linear")
+    return _grads(dy, cache)  # (dx, dw, db), dx in x's shape since xt is the unflattened leaf
+
+
+def relu_forward(x):
+    """Same contract as impls/numpy/ops.py::relu_forward (PyTorch's gradient at 0 is 0)."""
+    _checks.elementwise(x)
+    (xt,) = _leaves(x)
+    return _result("relu", torch.relu(xt), (xt,))
+
+
+def relu_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::relu_backward."""
+    _checks.grad_output(dy, cache, "relu")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def sigmoid_forward(x):
+    """Same contract as impls/numpy/ops.py::sigmoid_forward."""
+    _checks.elementwise(x)
+    (xt,) = _leaves(x)
+    return _result("sigmoid", torch.sigmoid(xt), (xt,))
+
+
+def sigmoid_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::sigmoid_backward."""
+    _checks.grad_output(dy, cache, "sigmoid")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def tanh_forward(x):
+    """Same contract as impls/numpy/ops.py::tanh_forward."""
+    _checks.elementwise(x)
+    (xt,) = _leaves(x)
+    return _result("tanh", torch.tanh(xt), (xt,))
+
+
+def tanh_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::tanh_backward."""
+    _checks.grad_output(dy, cache, "tanh")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def flatten_forward(x):
+    """Same contract as impls/numpy/ops.py::flatten_forward."""
+    _checks.flatten(x)
+    (xt,) = _leaves(x)  # (N, ...)
+    # reshape, not torch.flatten(x, 1): that rejects the 1-D input (N,) the contract maps to (N, 1)
+    y = xt.reshape(xt.shape[0], -1)  # (N, D)
+    return _result("flatten", y, (xt,))
+
+
+def flatten_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::flatten_backward."""
+    _checks.grad_output(dy, cache, "flatten")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def softmax_forward(x):
+    """Same contract as impls/numpy/ops.py::softmax_forward."""
+    _checks.softmax(x)
+    (xt,) = _leaves(x)  # (N, K)
+    return _result("softmax", torch.softmax(xt, dim=1), (xt,))
+
+
+def softmax_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::softmax_backward."""
+    _checks.grad_output(dy, cache, "softmax")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# losses
+
+
+def _loss_and_grad(loss: torch.Tensor, wrt: torch.Tensor) -> tuple[np.generic, np.ndarray]:
+    """A scalar loss as a NumPy scalar of its dtype, and its gradient with respect to ``wrt``."""
+    (grad,) = torch.autograd.grad(loss, wrt)
+    return _numpy(loss)[()], _numpy(grad)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Same contract as impls/numpy/ops.py::softmax_cross_entropy.
+
+    F.cross_entropy works through log_softmax (no clipping), averages over the batch, and takes
+    both forms of labels: class indices (which must be int64, whatever integer type the caller
+    used) and probabilities of the logits' dtype.
+    """
+    kind = _checks.softmax_cross_entropy(logits, labels)
+    (lt,) = _leaves(logits)  # (N, K)
+    target = _tensor(labels.astype(np.int64) if kind == "integer" else labels)  # (N,) / (N, K)
+    return _loss_and_grad(F.cross_entropy(lt, target), lt)
+
+
+def mse(pred, target):
+    """Same contract as impls/numpy/ops.py::mse (F.mse_loss, reduction "mean")."""
+    _checks.mse(pred, target)
+    (pt,) = _leaves(pred)
+    return _loss_and_grad(F.mse_loss(pt, _tensor(target)), pt)
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation and regularisation
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1,
+                      eps=1e-5):
+    """Same contract as impls/numpy/ops.py::batchnorm_forward.
+
+    F.batch_norm updates the running statistics in place: it gets fresh tensor copies, returned
+    as the new statistics, so the caller's arrays never change.
+    """
+    _checks.batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    xt, gt, bt = _leaves(x, gamma, beta)  # (N, D) or (N, C, H, W), (C,), (C,)
+    mean, var = _tensor(running_mean), _tensor(running_var)  # (C,), (C,)
+    y = F.batch_norm(xt, mean, var, gt, bt, training=bool(training), momentum=float(momentum),
+                     eps=float(eps))
+    y, cache = _result("batchnorm", y, (xt, gt, bt))
+    return y, cache, _numpy(mean), _numpy(var)
+
+
+def batchnorm_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::batchnorm_backward."""
+    _checks.grad_output(dy, cache, "batchnorm")
+    return _grads(dy, cache)  # (dx, dgamma, dbeta)
+
+
+def dropout_forward(x, p, training=True, mask=None, rng=None):
+    """Same contract as impls/numpy/ops.py::dropout_forward.
+
+    Without a mask, training uses F.dropout and so torch's own generator (seed it with
+    torch.manual_seed): ``rng``, a NumPy generator, is accepted for the common signature and
+    ignored.
+    """
+    _checks.dropout(x, p, training, mask)
+    (xt,) = _leaves(x)
+    if not training:
+        y = xt
+    elif mask is not None:
+        # the kept units' scale mask / (1 - p) first, in x's dtype, as torch's own dropout does
+        y = xt * (_tensor(mask.astype(x.dtype)) / (1 - p))
+    else:
+        y = F.dropout(xt, p, training=True)
+    return _result("dropout", y, (xt,))
+
+
+def dropout_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::dropout_backward."""
+    _checks.grad_output(dy, cache, "dropout")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Same contract as impls/numpy/ops.py::local_response_norm_forward.
+
+    F.local_response_norm is the contract's definition: it zero-pads size // 2 channels before
+    and (size - 1) // 2 after, averages the squares over the window (hence alpha / size) and
+    returns x / (k + alpha * average) ** beta.
+    """
+    _checks.local_response_norm(x, size, alpha, beta, k)
+    (xt,) = _leaves(x)  # (N, C, H, W)
+    y = F.local_response_norm(xt, int(size), alpha=float(alpha), beta=float(beta), k=float(k))
+    return _result("local_response_norm", y, (xt,))
+
+
+def local_response_norm_backward(dy, cache):
+    """Same contract as impls/numpy/ops.py::local_response_norm_backward."""
+    _checks.grad_output(dy, cache, "local_response_norm")
+    (dx,) = _grads(dy, cache)
+    return dx
+
+
+def l2_regularization(weights, weight_decay):
+    """Same contract as impls/numpy/ops.py::l2_regularization."""
+    arrays = _checks.l2_regularization(weights, weight_decay)
+    if not arrays:
+        # autograd.grad needs at least one input; an empty sum is a float64 zero
+        return np.float64(0.0), ({} if isinstance(weights, dict) else [])
+    ws = _leaves(*arrays)
+    loss = 0.5 * float(weight_decay) * sum(torch.sum(w * w) for w in ws)
+    grads = [_numpy(g) for g in torch.autograd.grad(loss, ws)]
+    if isinstance(weights, dict):
+        grads = dict(zip(weights, grads, strict=True))
+    return _numpy(loss)[()], grads

@@ -1,0 +1,109 @@
+"""Every op x backend x dtype x configuration against the reference, and backends pairwise.
+
+One table (parity_tests/cases.py) drives both tests; one helper (`assert_outputs_match`)
+checks names, shapes, dtypes and values of every output, forward and backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+
+import impls
+from parity_tests.cases import CASES, Case, run
+from parity_tests.conftest import load_or_skip
+from parity_tests.tolerances import normalized_error, tolerance
+from reference import ops as reference_ops
+
+DTYPES = ("float64", "float32")
+
+
+CASES_BY_ID = {case.id: case for case in CASES}
+
+
+# Results are memoised by case id: the reference runs once per case, each backend once per
+# case and dtype, and the pairwise comparisons reuse them.
+@functools.cache
+def _reference_result(case_id: str) -> dict[str, np.ndarray]:
+    return run(reference_ops, CASES_BY_ID[case_id], "float64")
+
+
+@functools.cache
+def _backend_result(name: str, case_id: str, dtype: str) -> dict[str, np.ndarray]:
+    return run(impls.load(name), CASES_BY_ID[case_id], dtype)
+
+
+def reference_result(case: Case) -> dict[str, np.ndarray]:
+    return _reference_result(case.id)
+
+
+def backend_result(name: str, case: Case, dtype: str) -> dict[str, np.ndarray]:
+    return _backend_result(name, case.id, dtype)
+
+
+def assert_outputs_match(got: dict, expected: dict, case: Case, dtype: str,
+                         check_dtype: bool = True) -> None:
+    assert sorted(got) == sorted(expected), f"outputs {sorted(got)} != {sorted(expected)}"
+    failures = []
+    for key, want in expected.items():
+        have = got[key]
+        assert isinstance(have, (np.ndarray, np.generic)), (
+            f"{key}: got {type(have).__name__}, expected a NumPy array")
+        if check_dtype:
+            assert np.asarray(have).dtype == np.dtype(dtype), (
+                f"{key}: dtype {np.asarray(have).dtype}, expected {dtype}")
+        err = normalized_error(have, want)
+        tol = tolerance(dtype, case.op, key)
+        if not err <= tol:
+            failures.append(f"{key}: normalised error {err:.3g} > tolerance {tol:.3g}")
+    assert not failures, "; ".join(failures)
+
+
+def _case_id(case: Case) -> str:
+    return case.id
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", impls.BACKENDS)
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_backend_matches_reference(case: Case, name: str, dtype: str) -> None:
+    load_or_skip(name)
+    assert_outputs_match(backend_result(name, case, dtype), reference_result(case), case, dtype)
+
+
+PAIRS = list(itertools.combinations(impls.BACKENDS, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0]}-vs-{p[1]}")
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_backends_agree(case: Case, pair: tuple[str, str], dtype: str) -> None:
+    first, second = pair
+    load_or_skip(first)
+    load_or_skip(second)
+    assert_outputs_match(backend_result(second, case, dtype), backend_result(first, case, dtype),
+                         case, dtype)
+
+
+def test_case_ids_are_unique() -> None:
+    assert len(CASES_BY_ID) == len(CASES)
+
+
+def test_case_table_covers_every_op() -> None:
+    """The table exercises every op of the contract, with the grid the suite promises."""
+    ops = {case.op for case in CASES}
+    assert ops == {"conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "tanh",
+                   "flatten", "softmax", "softmax_cross_entropy", "mse", "batchnorm", "dropout",
+                   "local_response_norm", "l2_regularization"}
+    conv = [c for c in CASES if c.op == "conv2d"]
+    assert {c.arrays["w"].shape[2] for c in conv} == {1, 2, 3, 4, 5}
+    strides = {c.params["stride"] if isinstance(c.params["stride"], int)
+               else c.params["stride"][0] for c in conv}
+    assert strides == {1, 2, 3}
+    assert {repr(c.params["padding"]) for c in conv} >= {
+        "0", "1", "(1, 2)", "((0, 1), (2, 0))", "'same'", "'valid'"}
+    assert any(c.arrays["x"].shape[0] == 1 for c in conv)
+    assert any(c.arrays["x"].shape[2] != c.arrays["x"].shape[3] for c in conv)

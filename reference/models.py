@@ -1,0 +1,325 @@
+"""The tutorials' networks, each described ONCE, as data.
+
+A model is a list of layer specs in PyTorch vocabulary (the class names every backend uses).
+`resolve(name, input_shape, num_classes, **options)` fills in what depends on the data (input
+channels, flattened sizes, the class count) and returns a `ModelSpec` that each backend turns
+into its own layers; `initial_weights(spec, seed, dtype)` draws the starting weights once, in
+NumPy, in the canonical layout, so every backend starts from the same numbers.
+
+Canonical weights are a flat dict of NumPy arrays named like PyTorch's state_dict:
+``"conv1.weight"`` (C_out, C_in, kH, kW), ``"fc1.weight"`` (out, in) whose input columns are in
+NCHW flatten order (C, H, W), ``"bn1.running_var"``, ...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# specs
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: a class name shared by every backend, a canonical name, hyperparameters."""
+
+    kind: str  # Conv2d, MaxPool2d, AvgPool2d, Linear, ReLU, Sigmoid, Tanh, Flatten,
+    #            BatchNorm1d, BatchNorm2d, Dropout, LocalResponseNorm
+    name: str  # prefix of its weights: "conv1" -> "conv1.weight", "conv1.bias"
+    params: dict[str, Any] = field(default_factory=dict)  # constructor keyword arguments
+    in_shape: tuple[int, ...] = ()  # per-example input shape, (C, H, W) or (D,)
+    out_shape: tuple[int, ...] = ()  # per-example output shape
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    num_classes: int
+    layers: tuple[Layer, ...]
+    init: str  # "he_normal", "xavier_normal", "xavier_uniform" or "normal(STD)"
+    weight_decay: float  # L2 term 0.5 * weight_decay * sum of squared weights (not biases)
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every canonical array's name and shape, in layer order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in self.layers:
+            p = layer.params
+            if layer.kind == "Conv2d":
+                k = _pair(p["kernel_size"])
+                shapes[f"{layer.name}.weight"] = (p["out_channels"], p["in_channels"], *k)
+                shapes[f"{layer.name}.bias"] = (p["out_channels"],)
+            elif layer.kind == "Linear":
+                shapes[f"{layer.name}.weight"] = (p["out_features"], p["in_features"])
+                shapes[f"{layer.name}.bias"] = (p["out_features"],)
+            elif layer.kind in ("BatchNorm1d", "BatchNorm2d"):
+                for suffix in ("weight", "bias", "running_mean", "running_var"):
+                    shapes[f"{layer.name}.{suffix}"] = (p["num_features"],)
+        return shapes
+
+    def decayed(self) -> list[str]:
+        """Names of the weights the L2 term covers: conv and linear weights, not biases."""
+        return [f"{layer.name}.weight" for layer in self.layers
+                if layer.kind in ("Conv2d", "Linear")]
+
+    def dropout_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers if layer.kind == "Dropout"]
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _conv(name, out_channels, kernel_size, stride=1, padding=0):
+    return Layer("Conv2d", name, dict(out_channels=out_channels, kernel_size=kernel_size,
+                                      stride=stride, padding=padding))
+
+
+def _pool(name, kernel_size, stride=None, padding=0):
+    return Layer("MaxPool2d", name, dict(kernel_size=kernel_size, stride=stride,
+                                         padding=padding))
+
+
+def _linear(name, out_features=None):  # None: the number of classes
+    return Layer("Linear", name, dict(out_features=out_features))
+
+
+def _act(name, kind="ReLU"):
+    return Layer(kind, name)
+
+
+def _flatten():
+    return Layer("Flatten", "flatten")
+
+
+def _dropout(name, p):
+    return Layer("Dropout", name, dict(p=p))
+
+
+# TensorFlow's CIFAR-10 tutorial: tf.nn.lrn(depth_radius=4, bias=1.0, alpha=0.001 / 9.0,
+# beta=0.75) is PyTorch's LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0).
+_TUTORIAL_LRN = dict(size=9, alpha=0.001, beta=0.75, k=1.0)
+
+
+def _simple_cnn() -> tuple[list[Layer], str, float]:
+    # "Deep Learning from Scratch" SimpleConvNet (98.82% on MNIST in the tutorial)
+    return ([_conv("conv1", 30, 5), _act("relu1"), _pool("pool1", 2, 2), _flatten(),
+             _linear("fc1", 100), _act("relu2"), _linear("fc2")], "normal(0.01)", 0.0)
+
+
+def _deep_cnn() -> tuple[list[Layer], str, float]:
+    # its DeepConvNet: 3x3 convs padded 1, a max pool after every second conv, He init
+    layers: list[Layer] = []
+    for block, channels in enumerate((16, 32, 64)):
+        for j in range(2):
+            i = 2 * block + j + 1
+            layers += [_conv(f"conv{i}", channels, 3, 1, 1), _act(f"relu{i}")]
+        layers.append(_pool(f"pool{block + 1}", 2, 2))
+    layers += [_flatten(), _linear("fc1", 50), _act("relu7"), _dropout("dropout1", 0.5),
+               _linear("fc2"), _dropout("dropout2", 0.5)]
+    return layers, "he_normal", 0.0
+
+
+def _three_layer_cnn() -> tuple[list[Layer], str, float]:
+    # cs231n ThreeLayerConvNet: the 7x7 conv keeps the size (stride 1, pad 3), L2 on weights
+    return ([_conv("conv1", 32, 7, 1, 3), _act("relu1"), _pool("pool1", 2, 2), _flatten(),
+             _linear("fc1", 100), _act("relu2"), _linear("fc2")], "normal(0.001)", 1e-3)
+
+
+def _signs_cnn() -> tuple[list[Layer], str, float]:
+    # deeplearning.ai course 4 week 1 SIGNS network (Glorot-normal filters in the course)
+    return ([_conv("conv1", 8, 4, 1, "same"), _act("relu1"), _pool("pool1", 8, 8, "same"),
+             _conv("conv2", 16, 2, 1, "same"), _act("relu2"), _pool("pool2", 4, 4, "same"),
+             _flatten(), _linear("fc1")], "xavier_normal", 0.0)
+
+
+def _cifar_lrn_cnn() -> tuple[list[Layer], str, float]:
+    # The TensorFlow CIFAR-10 tutorial network with its two bugs fixed: the tutorial added the
+    # conv bias AFTER the ReLU (here: conv with bias, then ReLU), and it applied softmax to the
+    # last layer before a loss that expects logits (here: the model returns logits).
+    return ([_conv("conv1", 64, 5, 1, "same"), _act("relu1"), _pool("pool1", 3, 2, "same"),
+             Layer("LocalResponseNorm", "norm1", dict(_TUTORIAL_LRN)),
+             _conv("conv2", 64, 5, 1, "same"), _act("relu2"), _pool("pool2", 3, 2, "same"),
+             Layer("LocalResponseNorm", "norm2", dict(_TUTORIAL_LRN)), _flatten(),
+             _linear("fc1", 256), _act("relu3"), _linear("fc2")], "he_normal", 0.0)
+
+
+def _mlp(hidden: tuple[int, ...] = (100, 100, 100), activation: str = "relu",
+         batchnorm: bool = False, dropout: float = 0.0) -> tuple[list[Layer], str, float]:
+    # "Deep Learning from Scratch" MultiLayerNet(Extend): Linear -> [BatchNorm] -> act ->
+    # [Dropout] per hidden layer, then the output Linear
+    kinds = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+    if activation not in kinds:
+        raise ValueError(f"activation: got {activation!r}, expected one of {sorted(kinds)}")
+    layers = [_flatten()]
+    for i, width in enumerate(hidden, start=1):
+        layers.append(_linear(f"fc{i}", width))
+        if batchnorm:
+            layers.append(Layer("BatchNorm1d", f"bn{i}"))
+        layers.append(_act(f"act{i}", kinds[activation]))
+        if dropout:
+            layers.append(_dropout(f"dropout{i}", dropout))
+    layers.append(_linear(f"fc{len(hidden) + 1}"))
+    return layers, "he_normal" if activation == "relu" else "xavier_normal", 0.0
+
+
+MODELS = {
+    "simple_cnn": _simple_cnn,
+    "deep_cnn": _deep_cnn,
+    "three_layer_cnn": _three_layer_cnn,
+    "signs_cnn": _signs_cnn,
+    "cifar_lrn_cnn": _cifar_lrn_cnn,
+    "mlp": _mlp,
+}
+
+# ---------------------------------------------------------------------------------------------
+# resolving shapes
+
+
+def _same_or_explicit(padding, size, k, s) -> tuple[int, int]:
+    if padding == "same":
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        return (total // 2, total - total // 2)
+    return (padding, padding)
+
+
+def _window_out(shape, kernel_size, stride, padding) -> tuple[int, int]:
+    k = _pair(kernel_size)
+    s = _pair(stride if stride is not None else kernel_size)
+    out = []
+    for size, ki, si in zip(shape[1:], k, s):
+        p0, p1 = _same_or_explicit(padding, size, ki, si)
+        if size + p0 + p1 < ki:
+            raise ValueError(f"input_shape: got {shape}, too small for a {k} window")
+        out.append((size + p0 + p1 - ki) // si + 1)
+    return (out[0], out[1])
+
+
+def resolve(name: str, input_shape: tuple[int, int, int], num_classes: int,
+            init: str | None = None, weight_decay: float | None = None,
+            **options: Any) -> ModelSpec:
+    """The model ``name`` for inputs of shape (C, H, W) and ``num_classes`` classes.
+
+    ``init`` and ``weight_decay`` override the tutorial's defaults; ``options`` go to models
+    that take some (``mlp``: hidden, activation, batchnorm, dropout).
+    """
+    if name not in MODELS:
+        raise ValueError(f"name: got {name!r}, expected one of {', '.join(MODELS)}")
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
+            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in input_shape)):
+        raise ValueError(f"input_shape: got {input_shape!r}, expected (C, H, W) of positive "
+                         "integers")
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"num_classes: got {num_classes!r}, expected an integer >= 2")
+    try:
+        layers, default_init, default_wd = MODELS[name](**options)
+    except TypeError as err:
+        raise TypeError(f"options: got {sorted(options)} for model {name!r}: {err}") from None
+    init = default_init if init is None else init
+    _check_init(init)
+    weight_decay = default_wd if weight_decay is None else float(weight_decay)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay: got {weight_decay}, expected >= 0")
+    shape: tuple[int, ...] = tuple(int(v) for v in input_shape)
+    resolved = []
+    for layer in layers:
+        p = dict(layer.params)
+        if layer.kind == "Conv2d":
+            p["in_channels"] = shape[0]
+            out = _window_out(shape, p["kernel_size"], p["stride"], p["padding"])
+            new_shape = (p["out_channels"], *out)
+        elif layer.kind in ("MaxPool2d", "AvgPool2d"):
+            new_shape = (shape[0], *_window_out(shape, p["kernel_size"], p["stride"],
+                                                p["padding"]))
+        elif layer.kind == "Linear":
+            if len(shape) != 1:
+                raise ValueError(f"{layer.name}: Linear needs a Flatten before it")
+            p["in_features"] = shape[0]
+            p["out_features"] = p["out_features"] or int(num_classes)
+            new_shape = (p["out_features"],)
+        elif layer.kind == "Flatten":
+            new_shape = (int(np.prod(shape)),)
+        elif layer.kind in ("BatchNorm1d", "BatchNorm2d"):
+            p["num_features"] = shape[0]
+            new_shape = shape
+        else:
+            new_shape = shape
+        resolved.append(replace(layer, params=p, in_shape=shape, out_shape=new_shape))
+        shape = new_shape
+    return ModelSpec(name, tuple(int(v) for v in input_shape), int(num_classes),
+                     tuple(resolved), init, weight_decay)
+
+
+# ---------------------------------------------------------------------------------------------
+# initial weights
+
+
+def _check_init(init: str) -> None:
+    if init in ("he_normal", "xavier_normal", "xavier_uniform"):
+        return
+    if isinstance(init, str) and init.startswith("normal(") and init.endswith(")"):
+        try:
+            if float(init[7:-1]) > 0:
+                return
+        except ValueError:
+            pass
+    raise ValueError(f"init: got {init!r}, expected 'he_normal', 'xavier_normal', "
+                     "'xavier_uniform' or 'normal(STD)' with STD > 0")
+
+
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as PyTorch and Keras count them: a conv's fan includes its kernel."""
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def draw(init: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """One weight array (float64) drawn with initialiser ``init`` (not truncated)."""
+    _check_init(init)
+    fan_in, fan_out = fans(shape)
+    if init == "he_normal":
+        return rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
+    if init == "xavier_normal":
+        return rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), shape)
+    if init == "xavier_uniform":
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, shape)
+    return rng.normal(0.0, float(init[7:-1]), shape)
+
+
+def initial_weights(spec: ModelSpec, seed: int = 0,
+                    dtype: str | np.dtype = "float32") -> dict[str, np.ndarray]:
+    """Canonical starting weights: drawn once in NumPy from ``seed``, then cast to ``dtype``.
+
+    Weights follow ``spec.init``; biases and batch-norm beta and running mean start at 0,
+    batch-norm gamma and running variance at 1.
+    """
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in spec.weight_shapes().items():
+        suffix = name.rsplit(".", 1)[1]
+        is_bn = ".".join(name.split(".")[:-1]) in {
+            layer.name for layer in spec.layers if layer.kind.startswith("BatchNorm")}
+        if suffix == "weight" and not is_bn:
+            value = draw(spec.init, shape, rng)
+        elif suffix in ("weight", "running_var"):
+            value = np.ones(shape)
+        else:
+            value = np.zeros(shape)
+        weights[name] = value.astype(dtype)
+    return weights
+
+
+def dropout_masks(spec: ModelSpec, batch_size: int,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One keep-mask per Dropout layer (1 keeps, P(keep) = 1 - p), in layer order.
+
+    Drawn in NumPy so that every backend drops the same units when parity is wanted.
+    """
+    return {layer.name: (rng.random((batch_size, *layer.in_shape)) >= layer.params["p"])
+            .astype(np.float32) for layer in spec.dropout_layers()}
