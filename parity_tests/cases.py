@@ -201,8 +201,13 @@ def _draw(spec: Array, rng: np.random.Generator) -> np.ndarray:
     elif spec.kind == "labels":
         return rng.integers(0, spec.classes, spec.shape).astype(np.int64)
     elif spec.kind == "probabilities":
+        # rows that sum to 1 exactly in float64: TensorFlow's fused op takes that for granted
+        # in its gradient (softmax - t), PyTorch and NumPy do not (softmax * sum(t) - t)
         values = rng.uniform(0.0, 1.0, spec.shape)
-        values /= values.sum(axis=1, keepdims=True)
+        values = (values / values.sum(axis=1, keepdims=True)).astype(np.float32)
+        values = values.astype(np.float64)
+        values[:, -1] = 1.0 - values[:, :-1].sum(axis=1)
+        return values
     elif spec.kind == "mask":
         return (rng.random(spec.shape) >= spec.p).astype(np.float64)
     else:

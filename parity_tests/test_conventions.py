@@ -288,3 +288,19 @@ def test_relu_gradient_at_zero_is_zero(backend):
     x = np.array([[-1.0, 0.0, 2.0]])
     y, cache = backend.relu_forward(x)
     np.testing.assert_array_equal(backend.relu_backward(np.ones_like(x), cache), [[0, 0, 1]])
+
+
+def test_probability_labels_that_do_not_sum_to_one():
+    """PyTorch and NumPy differentiate -sum(t log softmax) exactly: softmax * sum(t) - t.
+    TensorFlow's fused softmax_cross_entropy_with_logits returns softmax - t, which is the
+    gradient only when every row of t sums to 1."""
+    logits = _rng().standard_normal((3, 4))
+    t = np.full((3, 4), 0.125)  # rows sum to 0.5
+    softmax = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    exact, fused = (softmax * 0.5 - t) / 3, (softmax - t) / 3
+    for name in ("numpy", "torch", "tensorflow"):
+        backend = load_or_skip(name)
+        loss, dlogits = backend.softmax_cross_entropy(logits, t)
+        assert loss == pytest.approx(-(t * np.log(softmax)).sum() / 3, rel=1e-12)
+        np.testing.assert_allclose(dlogits, fused if name == "tensorflow" else exact,
+                                   atol=1e-12, err_msg=name)

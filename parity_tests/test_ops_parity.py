@@ -17,6 +17,7 @@ from parity_tests.cases import CASES, Case, run
 from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error, tolerance
 from reference import ops as reference_ops
+from reference import vectors
 
 DTYPES = ("float64", "float32")
 
@@ -107,3 +108,15 @@ def test_case_table_covers_every_op() -> None:
         "0", "1", "(1, 2)", "((0, 1), (2, 0))", "'same'", "'valid'"}
     assert any(c.arrays["x"].shape[0] == 1 for c in conv)
     assert any(c.arrays["x"].shape[2] != c.arrays["x"].shape[3] for c in conv)
+
+
+# --- the published and hand-worked known answers, on every backend --------------------------
+
+# im2col is the NumPy tutorial's internal step, not an op of the contract.
+BACKEND_VECTORS = [n for n in vectors.names() if vectors.load(n)["op"] != "im2col"]
+
+
+@pytest.mark.parametrize("name", impls.BACKENDS)
+@pytest.mark.parametrize("vector", BACKEND_VECTORS)
+def test_backend_reproduces_known_answer(vector: str, name: str) -> None:
+    assert vectors.failures(vectors.load(vector), load_or_skip(name)) == []
