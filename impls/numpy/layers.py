@@ -13,7 +13,7 @@ them; nothing here ever rebinds a parameter array.
 The ``Layer`` base class does the bookkeeping once: a layer names its pair of ops and its
 hyperparameters, and the base calls ``forward_op(x, *params, **hyper)`` and
 ``backward_op(dy, cache) -> (dx, *param_grads)``, param grads in the order of ``params``. Only
-batch norm (running statistics) and dropout (masks, random numbers) override ``_forward``.
+batch norm (running statistics) and dropout (masks, random numbers) override the forward.
 """
 
 from __future__ import annotations

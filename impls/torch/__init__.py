@@ -1,10 +1,27 @@
-"""The PyTorch backend: the ops of docs/api.md with torch.nn.functional, backward by autograd.
+"""The PyTorch backend: ops with torch.nn.functional, models with torch.nn and torch.optim.
 
-NumPy arrays in and out; each forward's cache holds the autograd graph and each backward asks
-``torch.autograd.grad`` for the gradient. This package is named ``torch`` like the framework it
-wraps: never put ``impls/`` on ``sys.path`` (see impls/__init__.py).
+The ops of docs/api.md take and return NumPy arrays; each forward's cache holds the autograd
+graph and each backward asks ``torch.autograd.grad`` for the gradient. The layers, models,
+optimizers and training of docs/models.md are torch.nn modules and torch.optim optimizers.
+This package is named ``torch`` like the framework it wraps: never put ``impls/`` on
+``sys.path`` (see impls/__init__.py).
 """
 
+from .layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Linear,
+    LocalResponseNorm,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from .models import Model, build_model
 from .ops import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -34,6 +51,8 @@ from .ops import (
     tanh_backward,
     tanh_forward,
 )
+from .optimizers import OPTIMIZERS, Optimizer, build_optimizer
+from .train import gradients, train_step
 
 __all__ = [
     "conv2d_forward",
@@ -63,4 +82,23 @@ __all__ = [
     "local_response_norm_forward",
     "local_response_norm_backward",
     "l2_regularization",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Flatten",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
+    "LocalResponseNorm",
+    "Model",
+    "build_model",
+    "OPTIMIZERS",
+    "Optimizer",
+    "build_optimizer",
+    "train_step",
+    "gradients",
 ]

@@ -60,7 +60,7 @@ def _grads(dy: np.ndarray, cache: _checks.Cache) -> tuple[np.ndarray, ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# padding at the edge
+# padding at the edge: tensor-level functions, shared with the layers (layers.py)
 
 
 def _symmetric(pads: _checks.Pads) -> bool:
@@ -86,6 +86,50 @@ def _padded(x: torch.Tensor, pads: _checks.Pads,
     return _pad(x, pads, value), (0, 0)
 
 
+def padded_conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: tuple[int, int],
+                  pads: _checks.Pads) -> torch.Tensor:
+    """F.conv2d with resolved pads ((top, bottom), (left, right)), even or not; zeros pad."""
+    xp, pad = _padded(x, pads)
+    return F.conv2d(xp, w, b, stride=stride, padding=pad)  # (N, F, OH, OW)
+
+
+def padded_max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                      pads: _checks.Pads) -> torch.Tensor:
+    """F.max_pool2d with resolved pads; explicit (uneven) padding is -inf.
+
+    -inf never wins a max, like torch's native padding, whatever the window holds.
+    """
+    xp, pad = _padded(x, pads, value=-np.inf)
+    return F.max_pool2d(xp, kernel, stride, pad)  # (N, C, OH, OW)
+
+
+def padded_avg_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                      pads: _checks.Pads, count_include_pad: bool) -> torch.Tensor:
+    """F.avg_pool2d with resolved pads.
+
+    Uneven pads with count_include_pad=False cannot use F.pad + F.avg_pool2d: the zeros F.pad
+    adds would count as real cells. There the window sums are divided by the number of real
+    cells, counted by summing a padded mask of ones the same way (divisor_override=1 sums).
+    """
+    if count_include_pad or _symmetric(pads):
+        xp, pad = _padded(x, pads)
+        return F.avg_pool2d(xp, kernel, stride, pad, count_include_pad=count_include_pad)
+
+    def window_sum(t):
+        return F.avg_pool2d(_pad(t, pads), kernel, stride, divisor_override=1)
+
+    return window_sum(x) / window_sum(torch.ones_like(x[:1, :1]))  # (N, C, OH, OW)
+
+
+def masked_dropout(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with a given keep-mask (0/1 or bool, x's shape): x * mask / (1 - p).
+
+    The kept units' scale mask / (1 - p) is computed first, in x's dtype, as torch's own
+    dropout does.
+    """
+    return x * (mask.to(x.dtype) / (1 - p))
+
+
 # ---------------------------------------------------------------------------------------------
 # conv and pooling
 
@@ -94,8 +138,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     """Same contract as impls/numpy/ops.py::conv2d_forward."""
     geom = _checks.conv2d(x, w, b, stride, padding)
     xt, wt, bt = _leaves(x, w, b)  # (N, C, H, W), (F, C, kH, kW), (F,)
-    xp, pad = _padded(xt, geom.pads)
-    y = F.conv2d(xp, wt, bt, stride=geom.stride, padding=pad)  # (N, F, OH, OW)
+    y = padded_conv2d(xt, wt, bt, geom.stride, geom.pads)  # (N, F, OH, OW)
     return _result("conv2d", y, (xt, wt, bt))
 
 
@@ -108,14 +151,14 @@ def conv2d_backward(dy, cache):
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """Same contract as impls/numpy/ops.py::max_pool2d_forward.
 
-    Native padding never wins a max; explicit (uneven) padding is -inf for the same reason.
-    Ties: PyTorch's CPU kernel sends the gradient to the first maximum of the window in
-    row-major order (it keeps a candidate only when strictly greater), as the contract asks.
+    Native padding never wins a max; explicit (uneven) padding is -inf for the same reason
+    (padded_max_pool2d). Ties: PyTorch's CPU kernel sends the gradient to the first maximum of
+    the window in row-major order (it keeps a candidate only when strictly greater), as the
+    contract asks.
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     (xt,) = _leaves(x)  # (N, C, H, W)
-    xp, pad = _padded(xt, geom.pads, value=-np.inf)
-    y = F.max_pool2d(xp, geom.kernel, geom.stride, pad)  # (N, C, OH, OW)
+    y = padded_max_pool2d(xt, geom.kernel, geom.stride, geom.pads)  # (N, C, OH, OW)
     return _result("max_pool2d", y, (xt,))
 
 
@@ -129,21 +172,12 @@ def max_pool2d_backward(dy, cache):
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     """Same contract as impls/numpy/ops.py::avg_pool2d_forward.
 
-    Uneven pads with count_include_pad=False cannot use F.pad + F.avg_pool2d: the zeros F.pad
-    adds would count as real cells. There the window sums are divided by the number of real
-    cells, counted by summing a padded mask of ones the same way (divisor_override=1 sums).
+    Uneven pads with count_include_pad=False need the counting trick of padded_avg_pool2d.
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     include = _checks.count_include_pad(count_include_pad)
     (xt,) = _leaves(x)  # (N, C, H, W)
-    if include or _symmetric(geom.pads):
-        xp, pad = _padded(xt, geom.pads)
-        y = F.avg_pool2d(xp, geom.kernel, geom.stride, pad, count_include_pad=include)
-    else:
-        def window_sum(t):
-            return F.avg_pool2d(_pad(t, geom.pads), geom.kernel, geom.stride, divisor_override=1)
-
-        y = window_sum(xt) / window_sum(torch.ones_like(xt[:1, :1]))  # (N, C, OH, OW)
+    y = padded_avg_pool2d(xt, geom.kernel, geom.stride, geom.pads, include)  # (N, C, OH, OW)
     return _result("avg_pool2d", y, (xt,))
 
 
@@ -312,8 +346,7 @@ def dropout_forward(x, p, training=True, mask=None, rng=None):
     if not training:
         y = xt
     elif mask is not None:
-        # the kept units' scale mask / (1 - p) first, in x's dtype, as torch's own dropout does
-        y = xt * (_tensor(mask.astype(x.dtype)) / (1 - p))
+        y = masked_dropout(xt, _tensor(mask), p)
     else:
         y = F.dropout(xt, p, training=True)
     return _result("dropout", y, (xt,))

@@ -1,0 +1,235 @@
+"""The six optimizers of docs/models.md: torch.optim ("native") and the update table ("textbook").
+
+Native configurations, each the textbook update (g includes the coupled weight decay: every
+torch.optim class below adds ``weight_decay * w`` to the gradient before its update, which the
+parity tests confirm):
+
+- sgd: ``SGD(lr, weight_decay)``
+- momentum: ``SGD(lr, momentum, weight_decay)``; nesterov: the same with ``nesterov=True``
+- adagrad: ``Adagrad(lr, lr_decay=0, initial_accumulator_value=0, eps, weight_decay)``:
+  h += g^2; w -= lr g / (sqrt(h) + eps), eps outside the square root as in the textbook
+- rmsprop: ``RMSprop(lr, alpha, eps, weight_decay)`` (momentum 0, not centered): eps outside
+- adam: ``Adam(lr, betas, eps, weight_decay)``: w -= (lr / (1 - b1^t)) m / (sqrt(v) /
+  sqrt(1 - b2^t) + eps), the textbook update up to rounding (sqrt(v) / sqrt(c) vs sqrt(v / c))
+
+"auto" is native for all six: with a constant learning rate every native update equals the
+textbook one to rounding. One difference remains, when the learning rate CHANGES mid-run:
+torch's momentum keeps the velocity in gradient units and applies the current lr to all of it,
+
+    torch     momentum:  b = momentum b + g;       w -= lr_t b
+              nesterov:  b = momentum b + g;       w -= lr_t (g + momentum b)
+    textbook  momentum:  v = momentum v - lr_t g;  w += v
+              nesterov:  v = momentum v - lr_t g;  w += momentum v - lr_t g
+
+With a constant lr, v = -lr b and the two agree. After lr changes from lr_a to lr_b, torch
+rescales the whole remembered velocity (steps taken at lr_a are replayed at lr_b), while the
+textbook velocity keeps the past steps at the lr they were taken with: the first update after
+the change differs by (lr_b - lr_a) momentum b_before (and the gap persists, decaying with
+momentum). Choose implementation="textbook" for textbook behaviour under an lr schedule.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _checks
+from .models import Model
+
+__all__ = ["OPTIMIZERS", "IMPLEMENTATIONS", "Optimizer", "TextbookOptimizer", "build_optimizer"]
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+IMPLEMENTATIONS = ("auto", "native", "textbook")
+
+# Each optimizer's hyperparameters and their defaults (PyTorch's names; betas also as beta1/2).
+DEFAULTS: dict[str, dict[str, object]] = {
+    "sgd": {"weight_decay": 0.0},
+    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
+    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
+    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
+    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
+    "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the textbook table with torch tensor ops
+
+
+class TextbookOptimizer(torch.optim.Optimizer):
+    """The update table of docs/models.md, state starting at 0; g = grad + weight_decay w.
+
+    ``rule`` is one of OPTIMIZERS; the hyperparameters live in the param groups like
+    torch.optim's, so ``param_groups[i]["lr"]`` changes take effect at the next step.
+    """
+
+    def __init__(self, params, rule: str, lr: float, momentum: float = 0.0,
+                 alpha: float = 0.99, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        if rule not in OPTIMIZERS:
+            raise ValueError(f"rule: got {rule!r}, expected one of {', '.join(OPTIMIZERS)}")
+        super().__init__(params, dict(rule=rule, lr=lr, momentum=momentum, alpha=alpha,
+                                      betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            update = getattr(self, f"_{group['rule']}")
+            for w in group["params"]:
+                if w.grad is not None:
+                    update(w, w.grad + group["weight_decay"] * w, self.state[w], group)
+        return loss
+
+    @staticmethod
+    def _zeros(state: dict, w: torch.Tensor, *names: str) -> list[torch.Tensor]:
+        return [state.setdefault(name, torch.zeros_like(w)) for name in names]
+
+    def _sgd(self, w, g, state, group):
+        w.sub_(group["lr"] * g)  # w -= lr g
+
+    def _momentum(self, w, g, state, group):
+        (v,) = self._zeros(state, w, "v")
+        v.mul_(group["momentum"]).sub_(group["lr"] * g)  # v = momentum v - lr g
+        w.add_(v)  # w += v
+
+    def _nesterov(self, w, g, state, group):
+        (v,) = self._zeros(state, w, "v")
+        v.mul_(group["momentum"]).sub_(group["lr"] * g)  # v = momentum v - lr g
+        w.add_(group["momentum"] * v - group["lr"] * g)  # w += momentum v - lr g
+
+    def _adagrad(self, w, g, state, group):
+        (h,) = self._zeros(state, w, "h")
+        h.add_(g * g)  # h += g^2
+        w.sub_(group["lr"] * g / (h.sqrt() + group["eps"]))  # w -= lr g / (sqrt(h) + eps)
+
+    def _rmsprop(self, w, g, state, group):
+        (h,) = self._zeros(state, w, "h")
+        alpha = group["alpha"]
+        h.mul_(alpha).add_((1 - alpha) * g * g)  # h = alpha h + (1 - alpha) g^2
+        w.sub_(group["lr"] * g / (h.sqrt() + group["eps"]))  # w -= lr g / (sqrt(h) + eps)
+
+    def _adam(self, w, g, state, group):
+        m, v = self._zeros(state, w, "m", "v")
+        b1, b2 = group["betas"]
+        state["t"] = t = state.get("t", 0) + 1
+        m.mul_(b1).add_((1 - b1) * g)  # m = b1 m + (1 - b1) g
+        v.mul_(b2).add_((1 - b2) * g * g)  # v = b2 v + (1 - b2) g^2
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        w.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# building one
+
+
+def _native(name: str, params, lr: float, hyper: dict) -> torch.optim.Optimizer:
+    """torch.optim's optimizer ``name``, configured as the textbook update (module docstring)."""
+    wd = hyper["weight_decay"]
+    if name in ("sgd", "momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=lr, momentum=hyper.get("momentum", 0.0),
+                               dampening=0.0, nesterov=name == "nesterov", weight_decay=wd)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, lr_decay=0.0, weight_decay=wd,
+                                   initial_accumulator_value=0.0, eps=hyper["eps"])
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=hyper["alpha"], eps=hyper["eps"],
+                                   weight_decay=wd, momentum=0.0, centered=False)
+    return torch.optim.Adam(params, lr=lr, betas=hyper["betas"], eps=hyper["eps"],
+                            weight_decay=wd, amsgrad=False)
+
+
+def _hyperparameters(name: str, hyper: dict) -> dict:
+    """``hyper`` checked against optimizer ``name`` and completed with its defaults."""
+    allowed = set(DEFAULTS[name]) | ({"beta1", "beta2"} if name == "adam" else set())
+    unknown = sorted(set(hyper) - allowed)
+    if unknown:
+        raise TypeError(f"hyperparameters: got unknown {', '.join(map(repr, unknown))} for "
+                        f"{name!r}, expected some of {', '.join(sorted(allowed))}")
+    result = {**DEFAULTS[name], **hyper}
+    if name == "adam":
+        if "betas" in hyper and ({"beta1", "beta2"} & set(hyper)):
+            raise TypeError("betas: got both betas and beta1/beta2, expected one of the two")
+        betas = result.pop("betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
+        result["betas"] = (_checks.real("beta1", result.pop("beta1", betas[0]), 0.0, 1.0,
+                                        high_open=True),
+                           _checks.real("beta2", result.pop("beta2", betas[1]), 0.0, 1.0,
+                                        high_open=True))
+    if "momentum" in result:  # torch's nesterov needs a momentum > 0
+        result["momentum"] = _checks.real("momentum", result["momentum"], 0.0, 1.0,
+                                          low_open=name == "nesterov", high_open=True)
+    if "alpha" in result:
+        result["alpha"] = _checks.real("alpha", result["alpha"], 0.0, 1.0, high_open=True)
+    if "eps" in result:
+        result["eps"] = _checks.real("eps", result["eps"], 0.0, low_open=True)
+    result["weight_decay"] = _checks.real("weight_decay", result["weight_decay"], 0.0)
+    return result
+
+
+def _lr(value: object) -> float:
+    return _checks.real("lr", value, 0.0, low_open=True)
+
+
+class Optimizer:
+    """What build_optimizer returns: a torch optimizer over a model's parameters.
+
+    ``torch_optimizer`` is the torch.optim.Optimizer that updates the model (native or
+    TextbookOptimizer); ``lr`` reads and sets the learning rate of all its param groups, taking
+    effect at the next step.
+    """
+
+    def __init__(self, name: str, implementation: str, torch_optimizer: torch.optim.Optimizer,
+                 hyper: dict):
+        self.name = name
+        self.implementation = implementation  # "native" or "textbook" ("auto" resolved)
+        self.torch_optimizer = torch_optimizer
+        self.hyper = hyper  # every hyperparameter but lr, defaults filled in
+
+    @property
+    def lr(self) -> float:
+        return self.torch_optimizer.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        value = _lr(value)
+        for group in self.torch_optimizer.param_groups:
+            group["lr"] = value
+
+    def zero_grad(self) -> None:
+        self.torch_optimizer.zero_grad()
+
+    def step(self) -> None:
+        self.torch_optimizer.step()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return (f"Optimizer({self.name!r}, lr={self.lr!r}, "
+                f"implementation={self.implementation!r}, {args})")
+
+
+def build_optimizer(name: str, model: Model, lr: float = 0.01, implementation: str = "auto",
+                    **hyper) -> Optimizer:
+    """Optimizer ``name`` (one of OPTIMIZERS) over ``model``'s parameters.
+
+    implementation: "native" (torch.optim), "textbook" (TextbookOptimizer) or "auto" (native:
+    the two agree unless lr changes mid-run with momentum/nesterov, see the module docstring).
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+    if not isinstance(model, Model):
+        raise TypeError(f"model: got {type(model).__name__}, expected a Model (build_model)")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation: got {implementation!r}, expected one of "
+                         f"{', '.join(IMPLEMENTATIONS)}")
+    lr = _lr(lr)
+    hyper = _hyperparameters(name, hyper)
+    resolved = "native" if implementation == "auto" else implementation
+    if resolved == "native":
+        torch_optimizer = _native(name, model.parameters(), lr, hyper)
+    else:
+        torch_optimizer = TextbookOptimizer(model.parameters(), name, lr, **hyper)
+    return Optimizer(name, resolved, torch_optimizer, hyper)
