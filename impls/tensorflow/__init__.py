@@ -1,10 +1,26 @@
-"""The TensorFlow backend: the op contract of docs/api.md with tf.nn, gradients by tf.GradientTape.
+"""The TensorFlow backend: the op contract of docs/api.md with tf.nn, gradients by tf.GradientTape,
+and the layers, models, optimizers and compiled training step of docs/models.md with Keras.
 
 Load it with ``impls.load("tensorflow")``. The package is named after the framework it wraps:
 inside it, ``import tensorflow`` finds the real TensorFlow only because ``impls/`` itself is
 never on ``sys.path`` (see impls/__init__.py).
 """
 
+from impls.tensorflow.layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Linear,
+    LocalResponseNorm,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from impls.tensorflow.models import Model, build_model
 from impls.tensorflow.ops import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -36,6 +52,8 @@ from impls.tensorflow.ops import (
     tanh_backward,
     tanh_forward,
 )
+from impls.tensorflow.optimizers import OPTIMIZERS, Optimizer, build_optimizer
+from impls.tensorflow.train import gradients, train_step
 
 __all__ = [
     "conv2d_forward", "conv2d_backward",
@@ -53,4 +71,13 @@ __all__ = [
     "local_response_norm_forward", "local_response_norm_backward",
     "lrn_params_from_tf", "lrn_params_to_tf",
     "l2_regularization",
+    # layers.py
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Sigmoid", "Tanh", "Flatten",
+    "BatchNorm1d", "BatchNorm2d", "Dropout", "LocalResponseNorm",
+    # models.py
+    "Model", "build_model",
+    # optimizers.py
+    "OPTIMIZERS", "Optimizer", "build_optimizer",
+    # train.py
+    "train_step", "gradients",
 ]

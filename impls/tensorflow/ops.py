@@ -19,6 +19,11 @@ The edges, each handled in one place:
 - Padding: a padding the user names ("same"/"valid") is handed to TensorFlow as its own
   ``"SAME"``/``"VALID"``, so the parity tests check that the shared "same" rule in
   impls/_checks.py is TensorFlow's; explicit pads go through ``tf.pad`` and then ``"VALID"``.
+
+The computations themselves are tensor-level helpers (``_conv2d_nhwc``, ``_max_pool2d_nhwc``,
+``_avg_pool2d_nhwc``, ``_batchnorm_nhwc``, ``_running_stats``, ``_dropout``,
+``_local_response_norm``, ``_l2``): the ops here wrap them between the NumPy/NCHW edges, and
+the Keras layers of layers.py call the same helpers on their NHWC tensors.
 """
 
 from __future__ import annotations
@@ -135,6 +140,34 @@ def _loss_and_grads(fn, *arrays: np.ndarray) -> tuple[np.generic, list[np.ndarra
 # convolution and pooling
 
 
+def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor, stride: tuple[int, int],
+                 padding: object, pads: _checks.Pads) -> tf.Tensor:
+    """h (N, H, W, C), kernel (kH, kW, C, F), b (F,) -> (N, OH, OW, F)."""
+    h, tf_padding = _padded(h, padding, pads, 0.0)  # (N, H', W', C)
+    return tf.nn.bias_add(tf.nn.conv2d(h, kernel, stride, tf_padding), b)
+
+
+def _max_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: object, pads: _checks.Pads) -> tf.Tensor:
+    """h (N, H, W, C) -> (N, OH, OW, C); explicit pads are -inf so that they never win."""
+    h, tf_padding = _padded(h, padding, pads, -np.inf)  # (N, H', W', C)
+    return tf.nn.max_pool2d(h, kernel, stride, tf_padding)
+
+
+def _avg_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: object, pads: _checks.Pads, count_include_pad: bool) -> tf.Tensor:
+    """h (N, H, W, C) -> (N, OH, OW, C); see avg_pool2d_forward for the padding count."""
+    if count_include_pad and isinstance(padding, str) and padding.lower() == "same":
+        padding = pads  # the same pads, TensorFlow's rule, but counted
+    padded, tf_padding = _padded(h, padding, pads, 0.0)
+    y = tf.nn.avg_pool2d(padded, kernel, stride, tf_padding)  # (N, OH, OW, C)
+    if tf_padding == "VALID" and not count_include_pad:
+        ones = tf.ones((1, h.shape[1], h.shape[2], 1), dtype=h.dtype)  # (1, H, W, 1)
+        mask, _ = _padded(ones, pads, pads, 0.0)
+        y = y / tf.nn.avg_pool2d(mask, kernel, stride, "VALID")
+    return y
+
+
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1,
                    padding=0) -> tuple[np.ndarray, Cache]:
     """Same contract as impls/numpy/ops.py::conv2d_forward.
@@ -145,9 +178,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1,
     geom = _checks.conv2d(x, w, b, stride, padding)
 
     def conv(x, w, b):
-        h, tf_padding = _padded(_to_nhwc(x), padding, geom.pads, 0.0)  # (N, H', W', C)
-        y = tf.nn.conv2d(h, _conv_weight(w), geom.stride, tf_padding)  # (N, OH, OW, F)
-        return _to_nchw(tf.nn.bias_add(y, b))  # (N, F, OH, OW)
+        y = _conv2d_nhwc(_to_nhwc(x), _conv_weight(w), b, geom.stride, padding, geom.pads)
+        return _to_nchw(y)  # (N, F, OH, OW)
 
     return _forward("conv2d", conv, x, w, b)
 
@@ -170,8 +202,8 @@ def max_pool2d_forward(x: np.ndarray, kernel_size, stride=None,
     geom = _checks.pool2d(x, kernel_size, stride, padding)
 
     def max_pool(x):
-        h, tf_padding = _padded(_to_nhwc(x), padding, geom.pads, -np.inf)  # (N, H', W', C)
-        return _to_nchw(tf.nn.max_pool2d(h, geom.kernel, geom.stride, tf_padding))
+        return _to_nchw(_max_pool2d_nhwc(_to_nhwc(x), geom.kernel, geom.stride, padding,
+                                         geom.pads))
 
     return _forward("max_pool2d", max_pool, x)
 
@@ -194,17 +226,9 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size, stride=None, padding=0,
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     include = _checks.count_include_pad(count_include_pad)
-    if include and isinstance(padding, str) and padding.lower() == "same":
-        padding = geom.pads  # the same pads, TensorFlow's rule, but counted
 
     def avg_pool(x):
-        h = _to_nhwc(x)  # (N, H, W, C)
-        padded, tf_padding = _padded(h, padding, geom.pads, 0.0)
-        y = tf.nn.avg_pool2d(padded, geom.kernel, geom.stride, tf_padding)  # (N, OH, OW, C)
-        if tf_padding == "VALID" and not include:
-            ones = tf.ones((1, h.shape[1], h.shape[2], 1), dtype=h.dtype)  # (1, H, W, 1)
-            mask, _ = _padded(ones, geom.pads, geom.pads, 0.0)
-            y = y / tf.nn.avg_pool2d(mask, geom.kernel, geom.stride, "VALID")
+        y = _avg_pool2d_nhwc(_to_nhwc(x), geom.kernel, geom.stride, padding, geom.pads, include)
         return _to_nchw(y)  # (N, C, OH, OW)
 
     return _forward("avg_pool2d", avg_pool, x)
@@ -355,6 +379,26 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[np.generic, np.ndarray]:
 # normalisation and regularisation
 
 
+def _batchnorm_nhwc(h: tf.Tensor, gamma, beta, running_mean, running_var, training: bool,
+                    eps: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """h (N, ..., C) normalised per channel (the last axis) -> (y, mean, var).
+
+    Training: the batch mean and BIASED variance over every other axis; inference: the running
+    statistics (returned as mean and var).
+    """
+    if training:
+        mean, var = tf.nn.moments(h, axes=list(range(h.shape.rank - 1)))  # (C,)
+    else:
+        mean, var = running_mean, running_var
+    return tf.nn.batch_normalization(h, mean, var, beta, gamma, eps), mean, var
+
+
+def _running_stats(running_mean, running_var, mean, var, n, momentum: float):
+    """PyTorch's update: momentum weighs the NEW value; the variance goes in unbiased."""
+    return ((1 - momentum) * running_mean + momentum * mean,
+            (1 - momentum) * running_var + momentum * var * n / (n - 1))
+
+
 def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
                       running_mean: np.ndarray, running_var: np.ndarray, training=True,
                       momentum=0.1, eps=1e-5) -> tuple[np.ndarray, Cache, np.ndarray, np.ndarray]:
@@ -377,18 +421,13 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
 
     def normalize(x, gamma, beta):
         h = _to_nhwc(x) if channels_last else x  # (N, H, W, C) or (N, D)
-        if training:
-            mean, var = tf.nn.moments(h, axes=list(range(h.ndim - 1)))  # (C,)
-        else:
-            mean, var = rm, rv
-        y = tf.nn.batch_normalization(h, mean, var, beta, gamma, eps)
+        y, mean, var = _batchnorm_nhwc(h, gamma, beta, rm, rv, training, eps)
         return (_to_nchw(y) if channels_last else y), mean, var
 
     tape, inputs, (y, mean, var) = _trace(normalize, x, gamma, beta)
     if training:
         n = x.size // x.shape[1]  # values per channel
-        new_mean = (1 - momentum) * rm + momentum * mean
-        new_var = (1 - momentum) * rv + momentum * var * n / (n - 1)
+        new_mean, new_var = _running_stats(rm, rv, mean, var, n, momentum)
         new_running_mean, new_running_var = _numpy(new_mean), _numpy(new_var)
     else:
         new_running_mean, new_running_var = running_mean.copy(), running_var.copy()
@@ -399,6 +438,15 @@ def batchnorm_backward(dy: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.nda
     """Same contract as impls/numpy/ops.py::batchnorm_backward."""
     dx, dgamma, dbeta = _backward(dy, cache, "batchnorm")
     return dx, dgamma, dbeta
+
+
+def _dropout(x: tf.Tensor, p: float, keep: tf.Tensor | None) -> tf.Tensor:
+    """Training-mode inverted dropout: x * keep / (1 - p), or tf.nn.dropout without a mask."""
+    if keep is not None:
+        return x * keep / (1 - p)
+    if p == 0:
+        return tf.identity(x)
+    return tf.nn.dropout(x, rate=p)
 
 
 def dropout_forward(x: np.ndarray, p: float, training=True, mask: np.ndarray | None = None,
@@ -413,16 +461,11 @@ def dropout_forward(x: np.ndarray, p: float, training=True, mask: np.ndarray | N
     p = float(p)  # a Python float takes x's dtype (a NumPy float64 scalar would not)
     if not training:
         fn = tf.identity
-    elif mask is not None:
-        keep = _tensor(mask.astype(x.dtype))  # bool or 0/1 -> x's dtype, shaped like x
+    else:
+        keep = None if mask is None else _tensor(mask.astype(x.dtype))  # 0/1 in x's dtype
 
         def fn(x):
-            return x * keep / (1 - p)
-    elif p == 0:
-        fn = tf.identity
-    else:
-        def fn(x):
-            return tf.nn.dropout(x, rate=p)
+            return _dropout(x, p, keep)
 
     return _forward("dropout", fn, x)
 
@@ -431,6 +474,24 @@ def dropout_backward(dy: np.ndarray, cache: Cache) -> np.ndarray:
     """Same contract as impls/numpy/ops.py::dropout_backward."""
     (dx,) = _backward(dy, cache, "dropout")
     return dx
+
+
+def _local_response_norm(x: tf.Tensor, size: int, alpha: float, beta: float, k: float,
+                         axis: int) -> tf.Tensor:
+    """x / (k + alpha / size * sum of squares over the channel window) ** beta; any layout.
+
+    ``axis`` is the channel axis: 1 for NCHW (the ops), -1 for NHWC (the layers).
+    """
+    axis = axis % x.shape.rank
+    c = x.shape[axis]
+    # channel c's window is c - size // 2 .. c + (size - 1) // 2; channels outside [0, C) are
+    # zeros, so after padding, window c starts at padded channel c
+    pads = [[0, 0]] * x.shape.rank
+    pads[axis] = [size // 2, (size - 1) // 2]
+    squares = tf.pad(tf.square(x), pads)
+    before = (slice(None),) * axis
+    window_sum = tf.add_n([squares[(*before, slice(i, i + c))] for i in range(size)])
+    return x / tf.pow(k + alpha / size * window_sum, beta)
 
 
 def local_response_norm_forward(x: np.ndarray, size: int, alpha=1e-4, beta=0.75,
@@ -443,15 +504,10 @@ def local_response_norm_forward(x: np.ndarray, size: int, alpha=1e-4, beta=0.75,
     Only elementwise ops, a pad, slices and a sum: channels stay on axis 1, no NHWC needed.
     """
     _checks.local_response_norm(x, size, alpha, beta, k)
-    size, scale, beta, k = int(size), float(alpha) / size, float(beta), float(k)
+    size, alpha, beta, k = int(size), float(alpha), float(beta), float(k)
 
     def lrn(x):
-        c = x.shape[1]
-        # channel c's window is c - size // 2 .. c + (size - 1) // 2; channels outside [0, C)
-        # are zeros, so after padding, window c starts at padded channel c
-        squares = tf.pad(tf.square(x), [[0, 0], [size // 2, (size - 1) // 2], [0, 0], [0, 0]])
-        window_sum = tf.add_n([squares[:, i:i + c] for i in range(size)])  # (N, C, H, W)
-        return x / tf.pow(k + scale * window_sum, beta)
+        return _local_response_norm(x, size, alpha, beta, k, axis=1)
 
     return _forward("local_response_norm", lrn, x)
 
@@ -489,6 +545,11 @@ def lrn_params_to_tf(size: int, alpha=1e-4, beta=0.75, k=1.0) -> dict[str, float
                 beta=float(beta))
 
 
+def _l2(weights, weight_decay: float) -> tf.Tensor:
+    """weight_decay * sum of sum(w ** 2) / 2 (``tf.nn.l2_loss`` has the half in it)."""
+    return weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in weights])
+
+
 def l2_regularization(weights, weight_decay: float):
     """Same contract as impls/numpy/ops.py::l2_regularization.
 
@@ -498,8 +559,7 @@ def l2_regularization(weights, weight_decay: float):
     arrays = _checks.l2_regularization(weights, weight_decay)
     weight_decay = float(weight_decay)
     if arrays:
-        loss, grads = _loss_and_grads(
-            lambda *ws: weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in ws]), *arrays)
+        loss, grads = _loss_and_grads(lambda *ws: _l2(ws, weight_decay), *arrays)
     else:
         loss, grads = np.float64(0.0), []
     if isinstance(weights, dict):

@@ -1,0 +1,303 @@
+"""The six optimizers of docs/models.md: Keras' own ("native") or the textbook table in TF ops.
+
+    opt = build_optimizer("adam", model, lr=1e-3)          # implementation="auto"
+    opt.step(grads)                                        # name -> gradient (TF layout)
+    opt.lr = 1e-4                                          # seen by a compiled step too
+
+``implementation``: "native" = ``keras.optimizers`` configured as close to the textbook as it
+allows; "textbook" = docs/models.md's table written with TensorFlow ops (``_Textbook``, a Keras
+optimizer whose ``update_step`` is the table, so both run the same way inside ``tf.function``);
+"auto" = native for sgd, momentum and nesterov (identical to the textbook), textbook for
+adagrad, rmsprop and adam. How Keras 3.15 differs (keras/src/optimizers/*.py, each row
+confirmed by a test in parity_tests/test_tensorflow_models.py):
+
+| name | native | Keras' update | versus the textbook |
+| --- | --- | --- | --- |
+| sgd | SGD() | w -= lr g | the same |
+| momentum | SGD(momentum) | v = mu v - lr g; w += v | the same, also after an lr change |
+| nesterov | SGD(momentum, nesterov) | v = mu v - lr g; w += mu v - lr g | the same |
+| adagrad | Adagrad(0, eps) | h += g^2; w -= lr g / sqrt(h + eps) | eps inside the root (1) |
+| rmsprop | RMSprop(alpha, eps) | h = a h + (1 - a) g^2; w -= lr g / sqrt(h + eps) | idem (1) |
+| adam | Adam(b1, b2, eps) | w -= lr_t m / (sqrt(v) + eps) | epsilon hat (2) |
+
+Adagrad(0, eps) is ``Adagrad(initial_accumulator_value=0.0, epsilon=eps)``: Keras' default
+initial accumulator is 0.1 where the textbook's h starts at 0. Keras' default epsilons (1e-7)
+and RMSprop's default rho (0.9) differ from PyTorch's too; they are always passed here.
+
+(1) Eps inside the root matters where g^2 is comparable to eps (gradients ~1e-4 and smaller
+for eps 1e-8): there the native step is ~lr g / sqrt(eps) instead of ~lr.
+(2) Keras folds the bias corrections into lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) and adds eps
+to the UNcorrected sqrt(v): the textbook's eps is Keras' eps / sqrt(1 - b2^t) (30x larger at
+t = 1 for b2 = 0.999), which matters for small gradients in the first steps.
+
+Also handled here, for both implementations:
+
+- weight decay: Keras' ``weight_decay`` argument is DECOUPLED (base_optimizer.py
+  ``_apply_weight_decay``: w -= lr wd w, before the update, AdamW style); the contract's is
+  coupled, so ``step`` adds wd * w to the gradient and Keras' argument stays None.
+- float64: ``ops.cast(0.9, "float64")`` in Keras goes through float32 (0.8999999761581421),
+  and SGD's momentum and Adam's bias-correction betas pass through it; a NumPy float64 is a
+  Python float to Keras' checks but casts exactly, so float64 models hand Keras np.float64
+  hyperparameters. Keras' own learning-rate variable is float32 (floatx): the learning rate
+  is a variable of the model's dtype here, given to Keras as a callable, which a compiled step
+  reads at every call (setting ``opt.lr`` never retraces).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .. import _checks
+from .models import Model
+
+__all__ = ["OPTIMIZERS", "HYPERPARAMETERS", "IMPLEMENTATIONS", "Optimizer", "build_optimizer"]
+
+# Each rule's hyperparameters with PyTorch's names and defaults. Adam also takes
+# ``betas=(beta1, beta2)`` (PyTorch's spelling) instead of beta1/beta2.
+HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    "sgd": {"weight_decay": 0.0},
+    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
+    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
+    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
+    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+}
+OPTIMIZERS = tuple(HYPERPARAMETERS)
+IMPLEMENTATIONS = ("auto", "textbook", "native")
+# "auto": native where Keras computes the textbook update (see the table above)
+_AUTO = {"sgd": "native", "momentum": "native", "nesterov": "native",
+         "adagrad": "textbook", "rmsprop": "textbook", "adam": "textbook"}
+
+# The interval each hyperparameter must lie in (keyword arguments of _checks.real).
+_UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
+_POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)
+_RANGES: dict[str, dict] = {
+    "lr": _POSITIVE,
+    "momentum": _UNIT,
+    "alpha": _UNIT,
+    "beta1": _UNIT,
+    "beta2": _UNIT,
+    "eps": _POSITIVE,
+    "weight_decay": dict(low=0.0),  # [0, inf)
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the textbook rules (state starts at 0; g already includes weight_decay * w)
+
+
+class _Textbook(keras.optimizers.Optimizer):
+    """docs/models.md's table with TensorFlow ops: one Keras optimizer, ``update_step`` per rule.
+
+    Hyperparameters stay Python floats: a TensorFlow op converts a Python float straight to the
+    other operand's dtype (exact in float64, rounded once in float32).
+    """
+
+    _STATE = {"sgd": (), "momentum": ("v",), "nesterov": ("v",), "adagrad": ("h",),
+              "rmsprop": ("h",), "adam": ("m", "v")}
+
+    def __init__(self, rule: str, learning_rate, hyper: dict[str, float]):
+        super().__init__(learning_rate=learning_rate, name=f"textbook_{rule}")
+        self.rule = rule
+        self.hyper = dict(hyper)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._slots = {key: self.add_optimizer_variables(variables, key)
+                      for key in self._STATE[self.rule]}
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = tf.cast(learning_rate, variable.dtype)
+        g = tf.cast(gradient, variable.dtype)
+        index = self._get_variable_index(variable)
+        state = {key: slots[index] for key, slots in self._slots.items()}
+        getattr(self, f"_{self.rule}")(variable, g, lr, **state)
+
+    def _sgd(self, w, g, lr):
+        # w -= lr g
+        self.assign_sub(w, lr * g)
+
+    def _momentum(self, w, g, lr, v):
+        # v = momentum v - lr g; w += v
+        self.assign(v, self.hyper["momentum"] * v - lr * g)
+        self.assign_add(w, v)
+
+    def _nesterov(self, w, g, lr, v):
+        # v = momentum v - lr g; w += momentum v - lr g
+        mu = self.hyper["momentum"]
+        self.assign(v, mu * v - lr * g)
+        self.assign_add(w, mu * v - lr * g)
+
+    def _adagrad(self, w, g, lr, h):
+        # h += g^2; w -= lr g / (sqrt(h) + eps)
+        self.assign_add(h, g * g)
+        self.assign_sub(w, lr * g / (tf.sqrt(h) + self.hyper["eps"]))
+
+    def _rmsprop(self, w, g, lr, h):
+        # h = alpha h + (1 - alpha) g^2; w -= lr g / (sqrt(h) + eps)
+        alpha = self.hyper["alpha"]
+        self.assign(h, alpha * h + (1 - alpha) * (g * g))
+        self.assign_sub(w, lr * g / (tf.sqrt(h) + self.hyper["eps"]))
+
+    def _adam(self, w, g, lr, m, v):
+        # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+        # w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (eps outside the root)
+        b1, b2 = self.hyper["beta1"], self.hyper["beta2"]
+        t = tf.cast(self.iterations + 1, w.dtype)  # Keras counts the steps already taken
+        self.assign(m, b1 * m + (1 - b1) * g)
+        self.assign(v, b2 * v + (1 - b2) * (g * g))
+        b1_t, b2_t = tf.pow(tf.constant(b1, w.dtype), t), tf.pow(tf.constant(b2, w.dtype), t)
+        self.assign_sub(w, lr * (m / (1 - b1_t)) / (tf.sqrt(v / (1 - b2_t)) + self.hyper["eps"]))
+
+
+def _native(name: str, learning_rate, hyper: dict[str, float],
+            dtype: np.dtype) -> keras.optimizers.Optimizer:
+    """Keras' optimizer for ``name``, as close to the textbook as its arguments allow."""
+    # float64: np.float64 hyperparameters, exact where Keras' ops.cast would round a Python
+    # float through float32 (see the module docstring); float32 computes in float32 either way
+    number = np.float64 if dtype == np.float64 else float
+    hp = {key: number(value) for key, value in hyper.items()}
+    if name in ("sgd", "momentum", "nesterov"):
+        return keras.optimizers.SGD(learning_rate, momentum=hp.get("momentum", number(0.0)),
+                                    nesterov=name == "nesterov")
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(learning_rate, initial_accumulator_value=0.0,
+                                        epsilon=hp["eps"])
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, rho=hp["alpha"], epsilon=hp["eps"])
+    return keras.optimizers.Adam(learning_rate, beta_1=hp["beta1"], beta_2=hp["beta2"],
+                                 epsilon=hp["eps"])
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _name(name: object) -> str:
+    if not isinstance(name, str) or name not in HYPERPARAMETERS:
+        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+    return name
+
+
+def _implementation(name: str, implementation: object) -> str:
+    """"native" or "textbook" ("auto" resolved for ``name``)."""
+    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation: got {implementation!r}, expected one of "
+                         f"{', '.join(map(repr, IMPLEMENTATIONS))}")
+    return _AUTO[name] if implementation == "auto" else implementation
+
+
+def _hyperparameter(key: str, value: object) -> float:
+    return _checks.real(key, value, **_RANGES[key])
+
+
+def _hyperparameters(name: str, hyper: dict[str, object]) -> dict[str, float]:
+    """The rule's hyperparameters: defaults overridden by ``hyper``, each checked."""
+    hyper = dict(hyper)
+    defaults = HYPERPARAMETERS[name]
+    if "betas" in hyper and name == "adam":
+        if "beta1" in hyper or "beta2" in hyper:
+            raise TypeError("betas: got betas together with beta1/beta2, expected one spelling")
+        betas = hyper.pop("betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
+        hyper["beta1"], hyper["beta2"] = (_checks.real("betas", b, **_UNIT) for b in betas)
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        accepted = sorted(defaults) + (["betas"] if name == "adam" else [])
+        raise TypeError(f"{name} optimizer got unexpected hyperparameter(s) {unknown}, "
+                        f"expected some of {accepted}")
+    return {key: _hyperparameter(key, hyper.get(key, default))
+            for key, default in defaults.items()}
+
+
+def _dtype(variable) -> np.dtype:
+    # a Keras variable's dtype is a string, a tf.Variable's a tf.DType
+    return np.dtype(tf.as_dtype(variable.dtype).as_numpy_dtype)
+
+
+def _params(params: object) -> dict[str, keras.Variable]:
+    if not isinstance(params, dict) or not params:
+        raise TypeError(f"params: got {type(params).__name__}, expected a non-empty dict "
+                        "name -> trainable variable (model.params)")
+    for key, v in params.items():
+        if not isinstance(v, (keras.Variable, tf.Variable)):
+            raise TypeError(f"params[{key!r}]: got {type(v).__name__}, expected a variable")
+    dtypes = {_dtype(v) for v in params.values()}
+    if len(dtypes) != 1 or not dtypes <= set(_checks.FLOAT_DTYPES):
+        raise TypeError(f"params: got dtypes {sorted(map(str, dtypes))}, expected one of "
+                        "float32 or float64 for all")
+    return dict(params)
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimizer
+
+
+class Optimizer:
+    """One of the six rules over a dict of variables (``model.params``), as a Keras optimizer.
+
+    ``Optimizer(name, params, lr=0.01, implementation="auto", **hyper)``; ``step(grads)``
+    applies one update from a dict with the same keys (tensors in the variables' layouts),
+    eagerly or inside ``tf.function``. ``lr`` can be read and set between steps;
+    ``implementation`` is the one used ("native" or "textbook"), ``hyper`` the resolved
+    hyperparameters, ``keras_optimizer`` the Keras optimizer doing the work.
+    """
+
+    def __init__(self, name: str, params: dict[str, keras.Variable], lr: float = 0.01,
+                 implementation: str = "auto", **hyper: object):
+        self.name = _name(name)
+        self.implementation = _implementation(self.name, implementation)
+        self.hyper = _hyperparameters(self.name, hyper)
+        self.params = _params(params)
+        self.dtype = _dtype(next(iter(self.params.values())))
+        self._lr_variable = tf.Variable(0.0, dtype=self.dtype, trainable=False, name="lr")
+        self.lr = lr
+        rule_hyper = {k: v for k, v in self.hyper.items() if k != "weight_decay"}
+        learning_rate = self._lr_variable.read_value  # a callable: read at every step
+        if self.implementation == "native":
+            self.keras_optimizer = _native(self.name, learning_rate, rule_hyper, self.dtype)
+        else:
+            self.keras_optimizer = _Textbook(self.name, learning_rate, rule_hyper)
+        self.keras_optimizer.build(list(self.params.values()))
+        self.compiled_step = None  # train.py's tf.function for this optimizer and its model
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = _hyperparameter("lr", value)
+        self._lr_variable.assign(self._lr)
+
+    def step(self, grads: dict[str, tf.Tensor]) -> None:
+        """One update of every variable from ``grads`` (same keys and shapes as params)."""
+        missing = [key for key in self.params if key not in grads]
+        if missing:
+            raise KeyError(f"grads: no gradient for parameter(s) {missing}")
+        weight_decay = self.hyper["weight_decay"]
+        pairs = []
+        for key, w in self.params.items():
+            g = grads[key]
+            if weight_decay:
+                g = g + weight_decay * w  # coupled decay: part of the gradient
+            pairs.append((g, w))
+        self.keras_optimizer.apply_gradients(pairs)
+
+    def __repr__(self) -> str:
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return (f"Optimizer({self.name!r}, lr={self.lr!r}, "
+                f"implementation={self.implementation!r}, {hyper})")
+
+
+def build_optimizer(name: str, model: object, lr: float = 0.01, implementation: str = "auto",
+                    **hyper: object) -> Optimizer:
+    """The optimizer ``name`` over every trainable variable of ``model`` (see Optimizer)."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model: got {type(model).__name__}, expected a Model from build_model")
+    return Optimizer(name, model.params, lr=lr, implementation=implementation, **hyper)
