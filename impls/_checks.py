@@ -349,3 +349,29 @@ def grad_output(dy: object, cache: object, op: str) -> None:
     if dy.shape != cache.shape:
         raise ValueError(f"dy: got shape {dy.shape}, expected {cache.shape} (the forward "
                          "output's shape)")
+
+
+INITIALIZERS = ("he_normal", "xavier_normal", "xavier_uniform", "normal(STD)")
+
+
+def initialize(name: object, shape: object, seed: object, dtype: object) -> tuple[int, ...]:
+    """Check an initialiser call; return the shape as a tuple of ints."""
+    ok = isinstance(name, str) and (name in INITIALIZERS[:3] or (
+        name.startswith("normal(") and name.endswith(")")))
+    if ok and name.startswith("normal("):
+        try:
+            ok = float(name[7:-1]) > 0
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(f"name: got {name!r}, expected one of {', '.join(INITIALIZERS)} "
+                         "(STD > 0)")
+    if (not isinstance(shape, (tuple, list)) or len(shape) < 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                       for v in shape)):
+        raise ValueError(f"shape: got {describe(shape)}, expected a tuple of at least 2 "
+                         "positive integers ((out, in) or (C_out, C_in, kH, kW))")
+    integer("seed", seed, 0)
+    if str(dtype) not in ("float32", "float64"):
+        raise ValueError(f"dtype: got {dtype!r}, expected 'float32' or 'float64'")
+    return tuple(int(v) for v in shape)

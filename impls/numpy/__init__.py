@@ -4,6 +4,7 @@ on them (docs/models.md). It is the backend the PyTorch and TensorFlow ones are 
 and it needs nothing beyond NumPy.
 """
 
+from .init import INITIALIZERS, initialize
 from .layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -104,4 +105,7 @@ __all__ = [
     # train.py
     "train_step",
     "gradients",
+    # init.py
+    "INITIALIZERS",
+    "initialize",
 ]

@@ -6,6 +6,7 @@ inside it, ``import tensorflow`` finds the real TensorFlow only because ``impls/
 never on ``sys.path`` (see impls/__init__.py).
 """
 
+from impls.tensorflow.init import INITIALIZERS, initialize
 from impls.tensorflow.layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -80,4 +81,7 @@ __all__ = [
     "OPTIMIZERS", "Optimizer", "build_optimizer",
     # train.py
     "train_step", "gradients",
+    # init.py
+    "INITIALIZERS",
+    "initialize",
 ]

@@ -7,6 +7,7 @@ This package is named ``torch`` like the framework it wraps: never put ``impls/`
 ``sys.path`` (see impls/__init__.py).
 """
 
+from .init import INITIALIZERS, initialize
 from .layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -101,4 +102,7 @@ __all__ = [
     "build_optimizer",
     "train_step",
     "gradients",
+    # init.py
+    "INITIALIZERS",
+    "initialize",
 ]

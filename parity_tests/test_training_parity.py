@@ -1,0 +1,254 @@
+"""Whole models across backends: same weights -> same logits; same run -> same losses/weights.
+
+Every backend builds each tutorial network from the one spec in reference/models.py, loads the
+same canonical weights, and is compared with the NumPy backend (itself gradient-checked and
+compared with the reference in test_numpy_models.py). Training-run parity: 20 steps of every
+optimizer on every model without dropout, then the dropout models with shared masks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import impls
+from parity_tests.conftest import load_or_skip
+from parity_tests.tolerances import normalized_error
+from reference.models import MODELS
+
+FRAMEWORKS = ("torch", "tensorflow")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+# Small inputs that every network accepts; C > 1 and H != W where the network allows it, so
+# that the flatten order before the first Linear matters.
+INPUT_SHAPES = {
+    "simple_cnn": (2, 9, 7),
+    "deep_cnn": (1, 8, 8),
+    "three_layer_cnn": (3, 8, 6),
+    "signs_cnn": (3, 16, 12),
+    "cifar_lrn_cnn": (3, 8, 6),
+    "mlp": (2, 5, 4),
+}
+MODEL_OPTIONS = {"mlp_bn": ("mlp", {"batchnorm": True}),
+                 "mlp_dropout": ("mlp", {"dropout": 0.5, "batchnorm": True})}
+NUM_CLASSES = 5
+BATCH = 6
+
+
+def _variants() -> dict[str, tuple[str, dict]]:
+    out = {name: (name, {}) for name in MODELS}
+    out.update(MODEL_OPTIONS)
+    return out
+
+
+VARIANTS = _variants()
+HAS_DROPOUT = {"deep_cnn", "mlp_dropout"}
+
+
+def _data(variant: str, dtype: str, n: int = BATCH, seed: int = 0):
+    model, _ = VARIANTS[variant]
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (n, *INPUT_SHAPES[model])).astype(dtype)
+    y = rng.integers(0, NUM_CLASSES, n).astype(np.int64)
+    return x, y
+
+
+def _build(backend_name: str, variant: str, dtype: str, **kwargs):
+    model, options = VARIANTS[variant]
+    backend = impls.load(backend_name)
+    # init: He-normal everywhere so that the logits are far from zero (tiny tutorial inits
+    # would make every comparison trivially pass); three_layer_cnn keeps its L2 term.
+    return backend.build_model(model, input_shape=INPUT_SHAPES[model],
+                               num_classes=NUM_CLASSES, seed=3, dtype=dtype,
+                               init="he_normal", **options, **kwargs)
+
+
+@functools.cache
+def _numpy_logits(variant: str, dtype: str) -> np.ndarray:
+    x, _ = _data(variant, dtype)
+    return _build("numpy", variant, dtype).predict(x)
+
+
+FLOAT32_LOGITS_TOL = 1e-5  # float32, a few layers of conv/linear reductions (tolerances.py)
+
+
+@pytest.mark.parametrize("dtype", ("float64", "float32"))
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_same_weights_give_the_same_logits(variant, framework, dtype):
+    load_or_skip(framework)
+    x, _ = _data(variant, dtype)
+    model = _build(framework, variant, dtype)
+    logits = model.predict(x)
+    assert logits.dtype == np.dtype(dtype)
+    assert logits.shape == (BATCH, NUM_CLASSES)
+    err = normalized_error(logits, _numpy_logits(variant, dtype))
+    assert err <= (1e-10 if dtype == "float64" else FLOAT32_LOGITS_TOL), err
+
+
+@pytest.mark.parametrize("framework", impls.BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_weights_round_trip_exactly(variant, framework):
+    load_or_skip(framework)
+    model = _build(framework, variant, "float32")
+    weights = model.get_weights()
+    model.set_weights(weights)
+    again = model.get_weights()
+    assert list(again) == list(weights)
+    for key in weights:
+        assert again[key].dtype == np.float32
+        np.testing.assert_array_equal(again[key], weights[key], err_msg=key)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_weights_move_between_backends(framework):
+    """Weights trained in one backend, loaded into the others, give the same predictions."""
+    load_or_skip(framework)
+    x, y = _data("simple_cnn", "float64")
+    source = _build(framework, "simple_cnn", "float64")
+    backend = impls.load(framework)
+    opt = backend.build_optimizer("adam", source, lr=0.01)
+    for _ in range(3):
+        backend.train_step(source, opt, x, y)
+    target = _build("numpy", "simple_cnn", "float64", )
+    target.set_weights(source.get_weights())
+    assert normalized_error(target.predict(x), source.predict(x)) <= 1e-10
+
+
+# --- training-run parity ---------------------------------------------------------------------
+
+STEPS = 20
+LR = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.02, "rmsprop": 0.002,
+      "adam": 0.002}
+
+
+def _run(backend_name: str, variant: str, optimizer: str, dtype: str, steps: int = STEPS,
+         **hyper):
+    backend = impls.load(backend_name)
+    model = _build(backend_name, variant, dtype)
+    opt = backend.build_optimizer(optimizer, model, lr=LR[optimizer], **hyper)
+    mask_rng = np.random.default_rng(7) if variant in HAS_DROPOUT else None
+    losses = []
+    for step in range(steps):
+        x, y = _data(variant, dtype, seed=step)
+        losses.append(backend.train_step(model, opt, x, y, rng=mask_rng))
+    return np.array(losses), _comparable_weights(model)
+
+
+@functools.cache
+def _numpy_run(variant: str, optimizer: str, dtype: str):
+    return _run("numpy", variant, optimizer, dtype)
+
+
+def _comparable_weights(model) -> dict[str, np.ndarray]:
+    """The model's weights, less each bias that feeds a batch norm and that norm's running mean.
+
+    The batch norm subtracts the batch mean, so such a bias has no effect on the training loss:
+    its exact gradient is 0 and each backend's is rounding noise (~1e-17). Adaptive optimizers
+    (AdaGrad, RMSProp, Adam) divide that noise by its own root mean square and take steps of
+    size ~lr in directions set by the noise's sign, so the bias -- and the running mean, which
+    averages the biased batch means -- differ between backends by up to ~lr per step. That is
+    the frameworks' rounding amplified by the optimizer, not a convention; every other weight
+    (and every loss) is still compared at float64 tightness.
+    """
+    weights = model.get_weights()
+    layers = model.spec.layers
+    for a, b in zip(layers, layers[1:]):
+        if a.kind in ("Linear", "Conv2d") and b.kind.startswith("BatchNorm"):
+            del weights[f"{a.name}.bias"], weights[f"{b.name}.running_mean"]
+    return weights
+
+
+def _max_weight_error(got: dict, want: dict) -> float:
+    """The largest normalised error over the weights, each array scaled by its own largest
+    value but never by less than 1e-3 of the largest value of all: a Linear bias right before
+    a batch norm has a zero gradient and stays at rounding noise (~1e-17), where a relative
+    error means nothing."""
+    assert sorted(got) == sorted(want)
+    floor = 1e-3 * max(float(np.max(np.abs(w))) for w in want.values())
+    return max(float(np.max(np.abs(got[k] - want[k]))) / max(float(np.max(np.abs(want[k]))),
+                                                                floor) for k in want)
+
+
+# float64 after 20 steps: the ~1e-15 per-op differences grow through the updates (adaptive
+# optimizers divide by small square roots); 1e-9 still sits orders below any convention bug.
+RUN_TOL_FLOAT64 = 1e-9
+
+RUN_CASES = [(v, o) for v in VARIANTS if v not in HAS_DROPOUT for o in OPTIMIZERS]
+RUN_CASES += [(v, "adam") for v in HAS_DROPOUT] + [(v, "momentum") for v in HAS_DROPOUT]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("variant,optimizer", RUN_CASES,
+                         ids=[f"{v}-{o}" for v, o in RUN_CASES])
+def test_training_run_matches_numpy_float64(variant, optimizer, framework):
+    load_or_skip(framework)
+    losses, weights = _run(framework, variant, optimizer, "float64")
+    want_losses, want_weights = _numpy_run(variant, optimizer, "float64")
+    assert np.ptp(losses) > 1e-3  # the run moves (a frozen model would agree trivially)
+    assert normalized_error(losses, want_losses) <= RUN_TOL_FLOAT64
+    assert _max_weight_error(weights, want_weights) <= RUN_TOL_FLOAT64
+
+
+# float32 runs drift apart by rounding; the bound is loose but still far below what a wrong
+# convention gives (which changes the loss at the first step by 1e-2 or more).
+RUN_TOL_FLOAT32 = 1e-3
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_training_run_matches_numpy_float32(optimizer, framework, record_property):
+    load_or_skip(framework)
+    losses, weights = _run(framework, "simple_cnn", optimizer, "float32")
+    want_losses, want_weights = _numpy_run("simple_cnn", optimizer, "float32")
+    loss_err = normalized_error(losses, want_losses)
+    weight_err = _max_weight_error(weights, want_weights)
+    record_property("loss_error", loss_err)
+    record_property("weight_error", weight_err)
+    assert loss_err <= RUN_TOL_FLOAT32 and weight_err <= RUN_TOL_FLOAT32, (loss_err, weight_err)
+
+
+def test_dropout_masks_matter():
+    """Shared masks are what make dropout runs agree: other masks give another run."""
+    losses, _ = _numpy_run("mlp_dropout", "adam", "float64")
+    backend = impls.load("numpy")
+    model = _build("numpy", "mlp_dropout", "float64")
+    opt = backend.build_optimizer("adam", model, lr=LR["adam"])
+    rng = np.random.default_rng(8)
+    other = [backend.train_step(model, opt, *_data("mlp_dropout", "float64", seed=s), rng=rng)
+             for s in range(STEPS)]
+    assert normalized_error(np.array(other), losses) > 1e-3
+
+
+# --- model-level checks on every backend --------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", impls.BACKENDS)
+@pytest.mark.parametrize("model", ("simple_cnn", "three_layer_cnn"))
+def test_initial_loss_is_log_num_classes(model, framework):
+    """The tutorials' small initialisations give near-uniform predictions: loss ~ ln(K)."""
+    backend = load_or_skip(framework)
+    net = backend.build_model(model, input_shape=(1, 8, 8), num_classes=10, seed=0,
+                              weight_decay=0.0)
+    x = np.random.default_rng(0).uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
+    y = np.arange(32) % 10
+    loss, _ = backend.gradients(net, x, y)
+    assert loss == pytest.approx(np.log(10), abs=0.02)
+
+
+@pytest.mark.parametrize("framework", impls.BACKENDS)
+def test_l2_term_raises_the_loss(framework):
+    backend = load_or_skip(framework)
+    x, y = _data("three_layer_cnn", "float64")
+    plain = _build(framework, "three_layer_cnn", "float64", weight_decay=0.0)
+    l2 = _build(framework, "three_layer_cnn", "float64", weight_decay=0.1)
+    loss0, _ = backend.gradients(plain, x, y)
+    loss1, grads = backend.gradients(l2, x, y)
+    weights = l2.get_weights()
+    term = 0.5 * 0.1 * sum(float(np.sum(weights[k] ** 2)) for k in l2.spec.decayed())
+    assert loss1 == pytest.approx(loss0 + term, rel=1e-12)
+    _, grads0 = backend.gradients(plain, x, y)
+    np.testing.assert_allclose(grads["fc2.weight"] - grads0["fc2.weight"],
+                               0.1 * weights["fc2.weight"], atol=1e-12)
