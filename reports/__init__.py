@@ -1,0 +1,1 @@
+"""Training runs, benchmarks and the comparison report (``python -m reports --help``)."""

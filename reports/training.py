@@ -1,0 +1,125 @@
+"""One training run of one model in one framework, through the uniform backend API.
+
+Framework-neutral: it only calls ``impls.load(framework)``'s ``build_model``,
+``build_optimizer``, ``train_step`` and ``model.predict``, so the same loop, the same batches
+(``impls.data.batches`` with the run's seed) and the same starting weights (drawn in NumPy from
+the seed) serve every framework.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import impls
+from impls import data as datasets
+
+from .environment import environment
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
+    """Mean softmax cross-entropy and accuracy of ``model`` on (x, y), inference mode."""
+    logits = np.asarray(model.predict(x, batch_size=batch_size), dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_p[np.arange(len(y)), y].mean())
+    accuracy = float((logits.argmax(axis=1) == y).mean())
+    return {"loss": loss, "accuracy": accuracy}
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: got {value!r}, expected an integer >= 1")
+    return int(value)
+
+
+def train(framework: str = "numpy", model: str = "simple_cnn", dataset: str = "digits", *,
+          data_dir: str | None = None, epochs: int = 3, optimizer: str = "adam",
+          lr: float = 1e-3, batch_size: int = 100, seed: int = 0, dtype: str = "float32",
+          shared_masks: bool = False, dataset_options: dict | None = None,
+          model_options: dict | None = None, optimizer_options: dict | None = None,
+          progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train and evaluate; return the run as a dict (config, environment, one row per epoch).
+
+    Every epoch reports the mean training loss of its steps, train and test accuracy and
+    loss (inference mode), and its wall time. ``shared_masks``: draw dropout masks in NumPy
+    from the seed (identical across frameworks) instead of each framework's own RNG.
+    ``on_epoch(result)`` is called after each epoch with the result so far (to save it).
+    Ctrl-C stops the run at once; the finished epochs are kept and ``interrupted`` is True.
+    """
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed: got {seed!r}, expected an integer >= 0")
+    backend = impls.load(framework)
+    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(
+        dataset, data_dir, **(dataset_options or {}))
+    input_shape, num_classes = datasets.dataset_info(dataset, **(dataset_options or {}))
+    net = backend.build_model(model, input_shape=tuple(x_train.shape[1:]),
+                              num_classes=num_classes, seed=seed, dtype=dtype,
+                              **(model_options or {}))
+    opt = backend.build_optimizer(optimizer, net, lr=lr, **(optimizer_options or {}))
+    x_train, x_test = x_train.astype(dtype, copy=False), x_test.astype(dtype, copy=False)
+    mask_rng = np.random.default_rng([seed, 1]) if shared_masks else None
+    result = {
+        "config": dict(framework=framework, model=model, dataset=dataset, epochs=epochs,
+                       optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
+                       dtype=dtype, shared_masks=shared_masks,
+                       n_train=len(x_train), n_test=len(x_test),
+                       model_options=model_options or {},
+                       optimizer_options=optimizer_options or {}),
+        "environment": environment(framework),
+        "epochs": [],
+        "interrupted": False,
+    }
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    bar = _progress_bar(progress, steps_per_epoch)
+    try:
+        for epoch in range(1, epochs + 1):
+            if bar is not None:
+                bar.reset(total=steps_per_epoch)
+                bar.set_description(f"{framework} {model} epoch {epoch}/{epochs}")
+            start = time.perf_counter()
+            losses = []
+            for xb, yb in datasets.batches(x_train, y_train, batch_size, seed=seed,
+                                           epoch=epoch - 1):
+                losses.append(backend.train_step(net, opt, xb, yb, rng=mask_rng))
+                if bar is not None:
+                    bar.update()
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            seconds = time.perf_counter() - start
+            test = evaluate(net, x_test, y_test)
+            train_eval = evaluate(net, x_train, y_train)
+            row = {"epoch": epoch, "steps": len(losses),
+                   "train_loss": float(np.mean(losses)),
+                   "train_eval_loss": train_eval["loss"],
+                   "train_accuracy": train_eval["accuracy"],
+                   "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                   "seconds": seconds}
+            result["epochs"].append(row)
+            if bar is not None:
+                bar.write(f"{framework} {model} epoch {epoch}/{epochs}: "
+                          f"loss {row['train_loss']:.4f}, train acc {row['train_accuracy']:.4f}, "
+                          f"test acc {row['test_accuracy']:.4f}, {seconds:.2f} s")
+            if on_epoch is not None:
+                on_epoch(result)
+    except KeyboardInterrupt:
+        result["interrupted"] = True
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _progress_bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress bar is a nicety; tqdm comes with the "report" extra
+        return None
+    return tqdm(total=total, leave=False, unit="step", dynamic_ncols=True)
