@@ -375,3 +375,59 @@ def initialize(name: object, shape: object, seed: object, dtype: object) -> tupl
     if str(dtype) not in ("float32", "float64"):
         raise ValueError(f"dtype: got {dtype!r}, expected 'float32' or 'float64'")
     return tuple(int(v) for v in shape)
+
+
+# Each optimizer's hyperparameters with PyTorch's names and defaults. Adam also takes
+# ``betas=(beta1, beta2)`` (PyTorch's spelling) instead of beta1/beta2.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
+    "sgd": {"weight_decay": 0.0},
+    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
+    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
+    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
+    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+}
+IMPLEMENTATIONS = ("auto", "textbook", "native")
+
+_UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
+_POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)
+_HYPER_RANGES: dict[str, dict] = {
+    "lr": _POSITIVE, "momentum": _UNIT, "alpha": _UNIT, "beta1": _UNIT, "beta2": _UNIT,
+    "eps": _POSITIVE, "weight_decay": dict(low=0.0),
+}
+
+
+def learning_rate(lr: object) -> float:
+    return real("lr", lr, **_HYPER_RANGES["lr"])
+
+
+def optimizer(name: object, lr: object, implementation: object,
+              hyper: dict[str, object]) -> tuple[float, dict[str, float]]:
+    """Check a build_optimizer call; return lr and every hyperparameter (defaults filled in,
+    Adam's as beta1/beta2)."""
+    if not isinstance(name, str) or name not in OPTIMIZER_DEFAULTS:
+        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZER_DEFAULTS)}")
+    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation: got {implementation!r}, expected one of "
+                         f"{', '.join(map(repr, IMPLEMENTATIONS))}")
+    lr = learning_rate(lr)
+    hyper = dict(hyper)
+    defaults = OPTIMIZER_DEFAULTS[name]
+    if "betas" in hyper and name == "adam":
+        if "beta1" in hyper or "beta2" in hyper:
+            raise TypeError("betas: got betas together with beta1/beta2, expected one spelling")
+        betas = hyper.pop("betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
+        hyper["beta1"], hyper["beta2"] = (real("betas", b, **_UNIT) for b in betas)
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        accepted = sorted(defaults) + (["betas"] if name == "adam" else [])
+        raise TypeError(f"hyperparameters: got {unknown} for the {name} optimizer, expected "
+                        f"some of {accepted}")
+    checked = {key: real(key, hyper.get(key, default), **_HYPER_RANGES[key])
+               for key, default in defaults.items()}
+    if name == "nesterov" and checked["momentum"] == 0:
+        # Nesterov's look-ahead needs a momentum (torch.optim.SGD refuses 0 too)
+        raise ValueError("momentum: got 0.0, expected a number in (0, 1) for nesterov")
+    return lr, checked

@@ -159,3 +159,33 @@ def test_load_rejects_unknown_backend():
 def test_available_lists_numpy_first():
     assert impls.available()[0] == "numpy"
     assert set(impls.available()) <= set(impls.BACKENDS)
+
+
+# Optimizer and initialiser arguments: checked in impls/_checks.py, so identical everywhere.
+BAD_OPTIMIZERS = [
+    ("unknown-name", ("adamw",), {}, ValueError, "name: got 'adamw', expected one of sgd"),
+    ("lr-zero", ("sgd",), {"lr": 0.0}, ValueError, "lr: got 0.0"),
+    ("unknown-hyper", ("sgd",), {"momentum": 0.9}, TypeError,
+     "hyperparameters: got ['momentum'] for the sgd optimizer"),
+    ("betas-twice", ("adam",), {"betas": (0.9, 0.99), "beta1": 0.9}, TypeError, "betas: got"),
+    ("beta-range", ("adam",), {"betas": (0.9, 1.0)}, ValueError, "betas: got 1.0"),
+    ("eps-zero", ("rmsprop",), {"eps": 0.0}, ValueError, "eps: got 0.0"),
+    ("nesterov-no-momentum", ("nesterov",), {"momentum": 0.0}, ValueError,
+     "momentum: got 0.0, expected a number in (0, 1) for nesterov"),
+    ("implementation", ("adam",), {"implementation": "fast"}, ValueError,
+     "implementation: got 'fast'"),
+]
+
+
+@pytest.mark.parametrize("row", BAD_OPTIMIZERS, ids=[row[0] for row in BAD_OPTIMIZERS])
+def test_bad_optimizer_arguments_give_one_message(row):
+    _, args, kwargs, exc, fragment = row
+    messages = {}
+    for name in impls.available():
+        backend = impls.load(name)
+        model = backend.build_model("mlp", input_shape=(1, 4, 4), num_classes=3, hidden=(2,))
+        with pytest.raises(exc) as info:
+            backend.build_optimizer(*args, model, **kwargs)
+        messages[name] = str(info.value)
+    assert all(fragment in m for m in messages.values()), messages
+    assert len(set(messages.values())) == 1, messages

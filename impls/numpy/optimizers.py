@@ -25,31 +25,11 @@ from .. import _checks
 
 __all__ = ["OPTIMIZERS", "HYPERPARAMETERS", "IMPLEMENTATIONS", "Optimizer", "build_optimizer"]
 
-# Each rule's hyperparameters with PyTorch's names and defaults. Adam also takes
-# ``betas=(beta1, beta2)`` (PyTorch's spelling) instead of beta1/beta2.
-HYPERPARAMETERS: dict[str, dict[str, float]] = {
-    "sgd": {"weight_decay": 0.0},
-    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
-    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
-    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
-    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
-    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-}
-OPTIMIZERS = tuple(HYPERPARAMETERS)
-IMPLEMENTATIONS = ("auto", "textbook", "native")
-
-# The interval each hyperparameter must lie in (keyword arguments of _checks.real).
-_UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
-_POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)
-_RANGES: dict[str, dict] = {
-    "lr": _POSITIVE,
-    "momentum": _UNIT,
-    "alpha": _UNIT,
-    "beta1": _UNIT,
-    "beta2": _UNIT,
-    "eps": _POSITIVE,
-    "weight_decay": dict(low=0.0),  # [0, inf)
-}
+OPTIMIZERS = tuple(_checks.OPTIMIZER_DEFAULTS)
+# Each rule's hyperparameters with PyTorch's names and defaults (checked in impls/_checks.py,
+# shared by the three backends).
+HYPERPARAMETERS = _checks.OPTIMIZER_DEFAULTS
+IMPLEMENTATIONS = _checks.IMPLEMENTATIONS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,43 +101,6 @@ _RULES = {
 # argument checks
 
 
-def _name(name: object) -> str:
-    if not isinstance(name, str) or name not in _RULES:
-        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZERS)}")
-    return name
-
-
-def _implementation(implementation: object) -> str:
-    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation: got {implementation!r}, expected one of "
-                         f"{', '.join(map(repr, IMPLEMENTATIONS))}")
-    return "textbook"  # the only one NumPy has
-
-
-def _hyperparameter(key: str, value: object) -> float:
-    return _checks.real(key, value, **_RANGES[key])
-
-
-def _hyperparameters(name: str, hyper: dict[str, object]) -> dict[str, float]:
-    """The rule's hyperparameters: defaults overridden by ``hyper``, each checked."""
-    hyper = dict(hyper)
-    defaults = HYPERPARAMETERS[name]
-    if "betas" in hyper and name == "adam":
-        if "beta1" in hyper or "beta2" in hyper:
-            raise TypeError("betas: got betas together with beta1/beta2, expected one spelling")
-        betas = hyper.pop("betas")
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
-        hyper["beta1"], hyper["beta2"] = (_checks.real("betas", b, **_UNIT) for b in betas)
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        accepted = sorted(defaults) + (["betas"] if name == "adam" else [])
-        raise TypeError(f"{name} optimizer got unexpected hyperparameter(s) {unknown}, "
-                        f"expected some of {accepted}")
-    return {key: _hyperparameter(key, hyper.get(key, default))
-            for key, default in defaults.items()}
-
-
 def _params(params: object) -> dict[str, np.ndarray]:
     if not isinstance(params, dict):
         raise TypeError(f"params: got {type(params).__name__}, expected a dict name -> array")
@@ -181,9 +124,9 @@ class Optimizer:
 
     def __init__(self, name: str, params: dict[str, np.ndarray], lr: float = 0.01,
                  implementation: str = "auto", **hyper: object):
-        self.name = _name(name)
-        self.implementation = _implementation(implementation)
-        self.hyper = _hyperparameters(self.name, hyper)
+        lr, self.hyper = _checks.optimizer(name, lr, implementation, hyper)
+        self.name = name
+        self.implementation = "textbook"  # the only one NumPy has
         self.lr = lr
         self.params = _params(params)
         self.state: dict[str, dict] = {key: {} for key in self.params}
@@ -194,7 +137,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _hyperparameter("lr", value)
+        self._lr = _checks.learning_rate(value)
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """One update of every parameter from ``grads`` (same keys and shapes as params)."""

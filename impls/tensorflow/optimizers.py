@@ -54,34 +54,14 @@ from .models import Model
 
 __all__ = ["OPTIMIZERS", "HYPERPARAMETERS", "IMPLEMENTATIONS", "Optimizer", "build_optimizer"]
 
-# Each rule's hyperparameters with PyTorch's names and defaults. Adam also takes
-# ``betas=(beta1, beta2)`` (PyTorch's spelling) instead of beta1/beta2.
-HYPERPARAMETERS: dict[str, dict[str, float]] = {
-    "sgd": {"weight_decay": 0.0},
-    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
-    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
-    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
-    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
-    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-}
-OPTIMIZERS = tuple(HYPERPARAMETERS)
-IMPLEMENTATIONS = ("auto", "textbook", "native")
+OPTIMIZERS = tuple(_checks.OPTIMIZER_DEFAULTS)
+# Each rule's hyperparameters with PyTorch's names and defaults (checked in impls/_checks.py,
+# shared by the three backends).
+HYPERPARAMETERS = _checks.OPTIMIZER_DEFAULTS
+IMPLEMENTATIONS = _checks.IMPLEMENTATIONS
 # "auto": native where Keras computes the textbook update (see the table above)
 _AUTO = {"sgd": "native", "momentum": "native", "nesterov": "native",
          "adagrad": "textbook", "rmsprop": "textbook", "adam": "textbook"}
-
-# The interval each hyperparameter must lie in (keyword arguments of _checks.real).
-_UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
-_POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)
-_RANGES: dict[str, dict] = {
-    "lr": _POSITIVE,
-    "momentum": _UNIT,
-    "alpha": _UNIT,
-    "beta1": _UNIT,
-    "beta2": _UNIT,
-    "eps": _POSITIVE,
-    "weight_decay": dict(low=0.0),  # [0, inf)
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,42 +157,11 @@ def _native(name: str, learning_rate, hyper: dict[str, float],
 # argument checks
 
 
-def _name(name: object) -> str:
-    if not isinstance(name, str) or name not in HYPERPARAMETERS:
-        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZERS)}")
-    return name
-
-
-def _implementation(name: str, implementation: object) -> str:
+def _implementation(name: str, implementation: str) -> str:
     """"native" or "textbook" ("auto" resolved for ``name``)."""
-    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation: got {implementation!r}, expected one of "
-                         f"{', '.join(map(repr, IMPLEMENTATIONS))}")
     return _AUTO[name] if implementation == "auto" else implementation
 
 
-def _hyperparameter(key: str, value: object) -> float:
-    return _checks.real(key, value, **_RANGES[key])
-
-
-def _hyperparameters(name: str, hyper: dict[str, object]) -> dict[str, float]:
-    """The rule's hyperparameters: defaults overridden by ``hyper``, each checked."""
-    hyper = dict(hyper)
-    defaults = HYPERPARAMETERS[name]
-    if "betas" in hyper and name == "adam":
-        if "beta1" in hyper or "beta2" in hyper:
-            raise TypeError("betas: got betas together with beta1/beta2, expected one spelling")
-        betas = hyper.pop("betas")
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
-        hyper["beta1"], hyper["beta2"] = (_checks.real("betas", b, **_UNIT) for b in betas)
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        accepted = sorted(defaults) + (["betas"] if name == "adam" else [])
-        raise TypeError(f"{name} optimizer got unexpected hyperparameter(s) {unknown}, "
-                        f"expected some of {accepted}")
-    return {key: _hyperparameter(key, hyper.get(key, default))
-            for key, default in defaults.items()}
 
 
 def _dtype(variable) -> np.dtype:
@@ -250,9 +199,9 @@ class Optimizer:
 
     def __init__(self, name: str, params: dict[str, keras.Variable], lr: float = 0.01,
                  implementation: str = "auto", **hyper: object):
-        self.name = _name(name)
-        self.implementation = _implementation(self.name, implementation)
-        self.hyper = _hyperparameters(self.name, hyper)
+        lr, self.hyper = _checks.optimizer(name, lr, implementation, hyper)
+        self.name = name
+        self.implementation = _implementation(name, implementation)
         self.params = _params(params)
         self.dtype = _dtype(next(iter(self.params.values())))
         self._lr_variable = tf.Variable(0.0, dtype=self.dtype, trainable=False, name="lr")
@@ -272,7 +221,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _hyperparameter("lr", value)
+        self._lr = _checks.learning_rate(value)
         self._lr_variable.assign(self._lr)
 
     def step(self, grads: dict[str, tf.Tensor]) -> None:

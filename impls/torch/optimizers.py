@@ -35,20 +35,14 @@ import torch
 from .. import _checks
 from .models import Model
 
-__all__ = ["OPTIMIZERS", "IMPLEMENTATIONS", "Optimizer", "TextbookOptimizer", "build_optimizer"]
+__all__ = ["OPTIMIZERS", "HYPERPARAMETERS", "IMPLEMENTATIONS", "Optimizer", "TextbookOptimizer",
+           "build_optimizer"]
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-IMPLEMENTATIONS = ("auto", "native", "textbook")
-
-# Each optimizer's hyperparameters and their defaults (PyTorch's names; betas also as beta1/2).
-DEFAULTS: dict[str, dict[str, object]] = {
-    "sgd": {"weight_decay": 0.0},
-    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
-    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
-    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
-    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
-    "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
-}
+OPTIMIZERS = tuple(_checks.OPTIMIZER_DEFAULTS)
+# Each rule's hyperparameters with PyTorch's names and defaults (checked in impls/_checks.py,
+# shared by the three backends); torch.optim.Adam takes beta1/beta2 as ``betas``.
+HYPERPARAMETERS = _checks.OPTIMIZER_DEFAULTS
+IMPLEMENTATIONS = _checks.IMPLEMENTATIONS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,39 +135,6 @@ def _native(name: str, params, lr: float, hyper: dict) -> torch.optim.Optimizer:
                             weight_decay=wd, amsgrad=False)
 
 
-def _hyperparameters(name: str, hyper: dict) -> dict:
-    """``hyper`` checked against optimizer ``name`` and completed with its defaults."""
-    allowed = set(DEFAULTS[name]) | ({"beta1", "beta2"} if name == "adam" else set())
-    unknown = sorted(set(hyper) - allowed)
-    if unknown:
-        raise TypeError(f"hyperparameters: got unknown {', '.join(map(repr, unknown))} for "
-                        f"{name!r}, expected some of {', '.join(sorted(allowed))}")
-    result = {**DEFAULTS[name], **hyper}
-    if name == "adam":
-        if "betas" in hyper and ({"beta1", "beta2"} & set(hyper)):
-            raise TypeError("betas: got both betas and beta1/beta2, expected one of the two")
-        betas = result.pop("betas")
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
-        result["betas"] = (_checks.real("beta1", result.pop("beta1", betas[0]), 0.0, 1.0,
-                                        high_open=True),
-                           _checks.real("beta2", result.pop("beta2", betas[1]), 0.0, 1.0,
-                                        high_open=True))
-    if "momentum" in result:  # torch's nesterov needs a momentum > 0
-        result["momentum"] = _checks.real("momentum", result["momentum"], 0.0, 1.0,
-                                          low_open=name == "nesterov", high_open=True)
-    if "alpha" in result:
-        result["alpha"] = _checks.real("alpha", result["alpha"], 0.0, 1.0, high_open=True)
-    if "eps" in result:
-        result["eps"] = _checks.real("eps", result["eps"], 0.0, low_open=True)
-    result["weight_decay"] = _checks.real("weight_decay", result["weight_decay"], 0.0)
-    return result
-
-
-def _lr(value: object) -> float:
-    return _checks.real("lr", value, 0.0, low_open=True)
-
-
 class Optimizer:
     """What build_optimizer returns: a torch optimizer over a model's parameters.
 
@@ -195,7 +156,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        value = _lr(value)
+        value = _checks.learning_rate(value)
         for group in self.torch_optimizer.param_groups:
             group["lr"] = value
 
@@ -218,15 +179,11 @@ def build_optimizer(name: str, model: Model, lr: float = 0.01, implementation: s
     implementation: "native" (torch.optim), "textbook" (TextbookOptimizer) or "auto" (native:
     the two agree unless lr changes mid-run with momentum/nesterov, see the module docstring).
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"name: got {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+    lr, hyper = _checks.optimizer(name, lr, implementation, hyper)
     if not isinstance(model, Model):
         raise TypeError(f"model: got {type(model).__name__}, expected a Model (build_model)")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation: got {implementation!r}, expected one of "
-                         f"{', '.join(IMPLEMENTATIONS)}")
-    lr = _lr(lr)
-    hyper = _hyperparameters(name, hyper)
+    if name == "adam":
+        hyper["betas"] = (hyper.pop("beta1"), hyper.pop("beta2"))
     resolved = "native" if implementation == "auto" else implementation
     if resolved == "native":
         torch_optimizer = _native(name, model.parameters(), lr, hyper)
