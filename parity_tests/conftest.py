@@ -15,11 +15,12 @@ import impls  # noqa: E402
 _EXIT_STATUS = pytest.StashKey[int]()
 
 
-def load_or_skip(name: str):
-    """The backend module, or a pytest skip that says which framework is missing."""
+def load_or_skip(name: str, module_level: bool = False):
+    """The backend module, or a pytest skip that says which framework is missing
+    (``module_level=True`` at the top of a test file skips the whole file)."""
     if not impls.is_available(name):
         pytest.skip(f"backend {name!r} skipped: its framework is not installed "
-                    f"(pip install 'cnn-rosetta[{name}]')")
+                    f"(pip install 'cnn-rosetta[{name}]')", allow_module_level=module_level)
     return impls.load(name)
 
 

@@ -25,7 +25,7 @@ import os
 import numpy as np
 import pytest
 
-import impls
+from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error
 from reference import models as reference_models
 from reference import ops as ref
@@ -34,7 +34,7 @@ from reference.models import MODELS, Layer, dropout_masks
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
-B = impls.load("tensorflow")
+B = load_or_skip("tensorflow", module_level=True)
 
 # float64 against the loop reference: agreement is ~1e-15 (tolerances.py's float64 entry).
 TOL64 = 1e-10

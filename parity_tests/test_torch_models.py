@@ -12,13 +12,13 @@ import functools
 import numpy as np
 import pytest
 
-import impls
+from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error
 from reference import ops as ref
 from reference.models import MODELS, dropout_masks
 
 torch = pytest.importorskip("torch")
-T = impls.load("torch")
+T = load_or_skip("torch", module_level=True)
 
 # float64 against the loop reference: agreement is ~1e-15 (tolerances.py's float64 entry).
 TOL64 = 1e-10
