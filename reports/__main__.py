@@ -1,4 +1,4 @@
-"""Command line: ``python -m reports train ...`` (see ``--help``)."""
+"""Command line: ``python -m reports train | run | cell | render ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from impls.data import DATASETS  # noqa: E402
 from reference.models import MODELS  # noqa: E402
 
 from .io import write_csv_atomic, write_json_atomic  # noqa: E402
+from .runner import add_run_parser  # noqa: E402
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 DEFAULT_OUT = Path("reports") / "out"
@@ -108,6 +109,48 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render", help="rebuild a run's report from its saved results",
+        description="Rebuild report.md (with plots/*.png), the self-contained report.html and "
+                    "the side-by-side code pages code/*.html of a run directory from its "
+                    "results.json, environment.json and baseline.json alone (docs/results.md). "
+                    "Runs and imports no backend.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                   help="a run directory of `python -m reports run`, e.g. reports/out/latest")
+    p.set_defaults(handler=_run_render)
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from .render import render
+
+    written = render(args.run_dir)
+    print(f"report: {written['report.md']}")
+    print(f"report: {written['report.html']}")
+    print(f"code pages: {written['code/index.html']}")
+    return 0
+
+
+def _add_cell(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cell", help="measure one cell of a run in this process (the runner starts these)",
+        description="Measure one cell (docs/results.md): read the spec, import only its "
+                    "framework, set its threads, train or benchmark, and write the cell record "
+                    "to OUT atomically. Exit status 1 (and a 'failed' record) on an error.")
+    p.add_argument("spec", type=Path, help="the cell spec, a JSON file")
+    p.add_argument("out", type=Path, help="where to write the cell record (JSON)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="compute threads for the framework and BLAS (default: the spec's "
+                        "'threads', else the number of CPUs)")
+    p.set_defaults(handler=_run_cell)
+
+
+def _run_cell(args: argparse.Namespace) -> int:
+    from .cells import main as cell_main
+
+    return cell_main(args.spec, args.out, args.threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reports",
@@ -115,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "TensorFlow.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    add_run_parser(sub)
+    _add_cell(sub)
+    _add_render(sub)
     return parser
 
 

@@ -36,6 +36,22 @@ def _blas() -> list[dict[str, Any]]:
     return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
 
 
+# the variables that size the BLAS / OpenMP thread pools when a process starts
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def installed_versions() -> dict[str, str | None]:
+    """Installed versions of the frameworks and report tools, read from package metadata
+    (nothing is imported: a parent process must not load PyTorch or TensorFlow)."""
+    versions = {name: _version(name) for name in (
+        "numpy", "torch", "tensorflow", "keras", "scikit-learn", "threadpoolctl", "tqdm",
+        "dask", "distributed")}
+    # TensorFlow's CPU-only wheel is published under another name
+    versions["tensorflow"] = versions["tensorflow"] or _version("tensorflow-cpu")
+    return versions
+
+
 def environment(framework: str | None = None) -> dict[str, Any]:
     """Versions, CPU, thread counts and BLAS of this process (importing only ``framework``)."""
     info: dict[str, Any] = {
@@ -44,6 +60,8 @@ def environment(framework: str | None = None) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "numpy": _version("numpy"),
+        "versions": installed_versions(),
+        "thread_variables": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "blas": _blas(),
     }
     if framework == "torch":

@@ -1,0 +1,812 @@
+"""The measuring half of the comparison: ``python -m reports run`` (see ``--help``).
+
+The runner plans a matrix of cells (docs/results.md): a train cell per framework x model x
+dataset x seed and an op-benchmark cell per framework (plus the slow reference), runs every
+cell in its own process (``python -m reports cell SPEC OUT``: one framework per process, the
+same thread count in each), and writes the run directory: ``cells/<id>.json`` as each cell
+ends, ``weights/<id>.npz``, then ``results.json``, ``results.csv`` and ``environment.json``;
+the newest run is also ``<out>/latest``. The runner itself never imports PyTorch or
+TensorFlow (their thread pools would compete with the cells').
+
+Within a (model, dataset, seed) every framework starts from the same canonical weights (drawn
+in NumPy from the seed), sees the same batches in the same order (``impls.data.batches`` with
+the seed) and gets the same hyperparameters; dropout masks are drawn in NumPy from the seed
+too (``shared_masks``), so the runner can add parity rows: how far each framework's loss curve
+and final weights are from the NumPy backend's.
+
+Cells run one at a time (``--workers 1``, clean timings), side by side in local processes
+(``--workers N``) or on a dask.distributed cluster (``--scheduler ADDRESS``: each task runs
+the cell process on its worker and sends back the record and the weights); rows of cells that
+ran beside others say ``parallel: true``. A crash, an exception or a timeout makes a "failed"
+record with the error and the run goes on; Ctrl-C keeps the finished cells, and ``--resume
+RUN_DIR`` runs only the cells without an "ok" record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import impls
+from impls import data as datasets
+from reference.models import MODELS, resolve
+
+from . import baseline as baseline_module
+from .cells import cell_id, make_row, safe_cell_id, with_defaults
+from .cells import record as make_record
+from .environment import THREAD_VARIABLES, environment
+from .io import write_csv_atomic, write_json_atomic
+from .opbench import OPS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = Path("reports") / "out"
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow")
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"datasets": ["digits"], "models": ["simple_cnn", "three_layer_cnn", "mlp"],
+              "seeds": [0], "epochs": 3, "op_preset": "quick", "timeout": 900.0},
+    "full": {"datasets": ["fashion-mnist"], "models": list(MODELS), "seeds": [0, 1, 2],
+             "epochs": 3, "op_preset": "full", "timeout": 0.0},
+}
+# options that define the matrix: with --resume the saved matrix is used instead
+MATRIX_OPTIONS = ("full", "models", "datasets", "data_dir", "dataset_options", "epochs",
+                  "seeds", "no_ops", "ops", "op_preset", "run_id")
+STDERR_TAIL = 4000  # characters of a failed cell's stderr kept in its record
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+
+def _names(choices: Iterable[str] | None) -> Callable[[str], list[str]]:
+    """argparse type: a comma-separated list, each name checked against ``choices``."""
+    allowed = None if choices is None else tuple(choices)
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if allowed is not None and names == ["all"]:
+            return list(allowed)
+        bad = [n for n in names if allowed is not None and n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"got {text!r}, expected a comma-separated list of {', '.join(allowed or ())}"
+                " (or 'all')")
+        return names
+    return parse
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected integers >= 0 like 0,1,2")
+    return seeds
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected KEY=VALUE like n_train=500")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, unless its help already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "(default" in text
+                or action.default in (None, False, [], argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    q, f = PRESETS["quick"], PRESETS["full"]
+    p = sub.add_parser(
+        "run", help="measure the comparison matrix and write a run directory",
+        description="Train every model in every installed framework and benchmark the ops, "
+                    "each cell in its own process, then write the run directory "
+                    "(docs/results.md) and render its report. Default: a quick run "
+                    f"(dataset {','.join(q['datasets'])}, models {','.join(q['models'])}, "
+                    f"seed 0, {q['epochs']} epochs, small op sizes; a few minutes). --full: "
+                    f"{','.join(f['datasets'])}, every model, seeds 0,1,2, {f['epochs']} "
+                    "epochs, bigger op sizes (hours). Options given explicitly override "
+                    "either preset. A crashing cell is recorded as failed and the run goes on; "
+                    "Ctrl-C keeps the finished cells (finish with --resume RUN_DIR).",
+        formatter_class=_HelpFormatter)
+    p.add_argument("--full", action="store_true",
+                   help="the full matrix instead of the quick one")
+    p.add_argument("--frameworks", type=_names(impls.BACKENDS), default=",".join(impls.BACKENDS),
+                   help="comma-separated frameworks; one not installed is recorded as "
+                        "skipped with a note")
+    p.add_argument("--models", type=_names(MODELS), default=None,
+                   help=f"comma-separated models or 'all' (default: {','.join(q['models'])}; "
+                        "--full: all)")
+    p.add_argument("--datasets", "--dataset", dest="datasets", type=_names(datasets.DATASETS),
+                   default=None, help=f"comma-separated datasets (default: "
+                                      f"{','.join(q['datasets'])}; --full: "
+                                      f"{','.join(f['datasets'])})")
+    p.add_argument("--data-dir", default=None,
+                   help="directory of the dataset's files (default: the dataset's own)")
+    p.add_argument("--dataset-option", dest="dataset_options", type=_option, action="append",
+                   default=[], metavar="KEY=VALUE",
+                   help="a dataset option, repeatable (JSON values): n_train=500, "
+                        "n_test=200, for synthetic also input_shape=[1,8,8], num_classes=10")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs per train cell (default: {q['epochs']}; --full: {f['epochs']})")
+    p.add_argument("--seeds", type=_seeds, default=None,
+                   help="comma-separated seeds; each seeds the initial weights, the batch "
+                        "order and the dropout masks (default: 0; --full: 0,1,2)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="the optimizer of every train cell (auto implementation: the "
+                        "framework's own where it equals the textbook update)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--batch-size", type=int, default=100, help="training batch size")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="the models' dtype")
+    p.add_argument("--threads", type=int, default=None,
+                   help="compute threads of every cell, the same for every framework "
+                        "(intra-op; inter-op 1; BLAS) (default: the number of CPUs, "
+                        f"{os.cpu_count()} here, divided by --workers)")
+    p.add_argument("--no-ops", action="store_true", help="no op benchmarks")
+    p.add_argument("--ops", type=_names(OPS), default=None,
+                   help=f"comma-separated ops to benchmark (default: all: {','.join(OPS)})")
+    p.add_argument("--op-preset", choices=("quick", "full"), default=None,
+                   help="op sizes (default: quick; --full: full)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="root of the run directories; the newest run is also <out>/latest")
+    p.add_argument("--run-id", default=None,
+                   help="name of the run directory (default: the date and time)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="cells run side by side in this many local processes (their rows "
+                        "say parallel=true: timings then compete for cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the cells on this dask.distributed scheduler (e.g. "
+                        "tcp://host:8786); each task runs the cell process on its worker, "
+                        "which needs the project installed")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before a cell is killed and recorded as failed; 0: no limit "
+                        f"(default: {q['timeout']:g}; --full: no limit)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="finish the run in RUN_DIR (after Ctrl-C, or to retry failed cells): "
+                        "its saved matrix and settings are used, the cells whose "
+                        "cells/<id>.json says ok are not run again; --workers, --scheduler, "
+                        "--timeout and the baseline options apply")
+    p.add_argument("--baseline", type=Path, default=None, metavar="PATH",
+                   help="an earlier results.json (or its run directory) to compare with; "
+                        "writes baseline.json")
+    p.add_argument("--check", action="store_true",
+                   help="exit with status 1 on a regression against --baseline (a failed "
+                        "cell counts as one)")
+    p.add_argument("--max-accuracy-drop", type=float,
+                   default=baseline_module.DEFAULT_MAX_ACCURACY_DROP,
+                   help="a final test accuracy lower than the baseline's by more than this "
+                        "(absolute) is a regression")
+    p.add_argument("--max-slowdown", type=float, default=baseline_module.DEFAULT_MAX_SLOWDOWN,
+                   help="a median step latency or epoch time more than this many times the "
+                        "baseline's is a regression")
+    p.add_argument("--no-render", action="store_true", help="do not render the report")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (the per-cell status lines stay; there is no bar "
+                        "either when stderr is not a terminal)")
+    p.set_defaults(handler=run_command)
+
+
+def build_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's matrix and settings from the parsed options (the preset fills the gaps)."""
+    preset = PRESETS["full" if args.full else "quick"]
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name)
+        return preset[name] if value is None else value
+
+    for name in ("epochs", "batch_size", "threads", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: got {value}, expected >= 1")
+    return {
+        "mode": "full" if args.full else "quick",
+        "frameworks": list(dict.fromkeys(args.frameworks)),
+        "models": list(dict.fromkeys(pick("models"))),
+        "datasets": list(dict.fromkeys(pick("datasets"))),
+        "data_dir": args.data_dir,
+        "dataset_options": dict(args.dataset_options),
+        "seeds": list(dict.fromkeys(pick("seeds"))),
+        "epochs": pick("epochs"),
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "dtype": args.dtype,
+        "shared_masks": True,
+        "threads": args.threads or max(1, (os.cpu_count() or 1) // args.workers),
+        "ops": not args.no_ops,
+        "op_list": args.ops,
+        "op_preset": pick("op_preset"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# planning
+
+
+def _not_installed(framework: str) -> str:
+    return (f"{framework} is not installed (pip install 'cnn-rosetta[{framework}]'): "
+            "skipped")
+
+
+def plan(config: dict[str, Any], installed: list[str],
+         dataset_shapes: dict[str, tuple[tuple[int, int, int], int]]
+         ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(every cell's spec in run order, skipped records by cell id).
+
+    Train cells go by (dataset, model, seed) with NumPy first, then the op cells.
+    """
+    frameworks = sorted(config["frameworks"],
+                        key=lambda fw: FRAMEWORK_ORDER.index(fw) if fw in FRAMEWORK_ORDER
+                        else len(FRAMEWORK_ORDER))
+    specs: list[dict[str, Any]] = []
+    skipped: dict[str, dict[str, Any]] = {}
+    for dataset in config["datasets"]:
+        input_shape, num_classes = dataset_shapes[dataset]
+        for model in config["models"]:
+            try:
+                resolve(model, input_shape, num_classes)
+                misfit = None
+            except (ValueError, TypeError) as err:
+                misfit = f"{model} does not fit {dataset} {input_shape}: {err}"
+            for seed in config["seeds"]:
+                for fw in frameworks:
+                    spec = with_defaults({
+                        "kind": "train", "framework": fw, "model": model,
+                        "dataset": dataset, "seed": seed, "epochs": config["epochs"],
+                        "optimizer": config["optimizer"], "lr": config["lr"],
+                        "batch_size": config["batch_size"], "dtype": config["dtype"],
+                        "data_dir": config["data_dir"],
+                        "dataset_options": config["dataset_options"],
+                        "shared_masks": config["shared_masks"], "threads": config["threads"]})
+                    specs.append(spec)
+                    note = misfit or (None if fw in installed else _not_installed(fw))
+                    if note:
+                        skipped[cell_id(spec)] = make_record(spec, "skipped", note=note)
+    if config["ops"]:
+        for fw in [*frameworks, "reference"]:
+            spec = with_defaults({"kind": "ops", "framework": fw,
+                                  "preset": config["op_preset"], "threads": config["threads"]})
+            if config["op_list"]:
+                spec["ops"] = config["op_list"]
+            specs.append(spec)
+            if fw != "reference" and fw not in installed:
+                skipped[cell_id(spec)] = make_record(spec, "skipped", note=_not_installed(fw))
+    return specs, skipped
+
+
+def _checksum(a: np.ndarray) -> dict[str, Any]:
+    return {"shape": list(a.shape), "dtype": str(a.dtype),
+            "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+
+
+def dataset_facts(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple]]:
+    """Checksums of every dataset as the cells will load it, and its (input_shape, classes).
+
+    Loads each dataset once here (NumPy only), so a missing file stops the run before any
+    cell starts, with the loader's message saying how to get it.
+    """
+    facts, shapes = {}, {}
+    for name in config["datasets"]:
+        (x_train, y_train), (x_test, y_test) = datasets.load_dataset(
+            name, config["data_dir"], **config["dataset_options"])
+        info = datasets.dataset_info(name, **config["dataset_options"])
+        shapes[name] = (tuple(x_train.shape[1:]), info.num_classes)
+        facts[name] = {"data_dir": config["data_dir"], "options": config["dataset_options"],
+                       "num_classes": info.num_classes,
+                       **{part: _checksum(a) for part, a in (
+                           ("x_train", x_train), ("y_train", y_train), ("x_test", x_test),
+                           ("y_test", y_test))}}
+    return facts, shapes
+
+
+# ---------------------------------------------------------------------------------------------
+# running one cell (also on a dask worker: everything it needs is in its arguments)
+
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+_stopping = threading.Event()  # set on Ctrl-C: a cell process starting now is ended at once
+
+
+def cell_environment(threads: int) -> dict[str, str]:
+    """The cell process's environment: TensorFlow quiet, every thread pool sized alike."""
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    return env
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the cell process and anything it started (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        proc.kill()
+
+
+def kill_running_cells() -> None:
+    with _running_lock:
+        _stopping.set()
+        for proc in list(_running):
+            _kill(proc)
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= STDERR_TAIL else "..." + text[-STDERR_TAIL:]
+
+
+def execute_cell(spec: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    """Run ``spec`` in a fresh ``python -m reports cell`` process; return ``{"record",
+    "weights"}`` (the record, its status "ok" or "failed"; the final weights as .npz bytes or
+    None). Never raises for a failing cell: its error (the traceback or the stderr tail)
+    goes into the record."""
+    root = Path(__file__).resolve().parents[1]  # this machine's copy of the project
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cnn-rosetta-cell-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        weights_path = Path(tmp) / "weights.npz"
+        spec_path.write_text(json.dumps({**spec, "weights_path": str(weights_path)}),
+                             encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reports", "cell", str(spec_path), str(out_path)],
+            cwd=root, env=cell_environment(spec.get("threads") or os.cpu_count() or 1),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)  # Ctrl-C reaches the runner only; it ends the cells
+        with _running_lock:
+            _running.add(proc)
+            if _stopping.is_set():
+                _kill(proc)
+        try:
+            _, stderr = proc.communicate(timeout=timeout or None)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            _, stderr = proc.communicate()
+            timed_out = True
+        finally:
+            with _running_lock:
+                _running.discard(proc)
+        seconds = time.perf_counter() - start
+        written = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
+        weights = weights_path.read_bytes() if weights_path.is_file() else None
+    if timed_out:
+        error = f"timed out after {timeout:g} s and was killed\n{_tail(stderr)}"
+    elif proc.returncode != 0:
+        error = (written.get("error")
+                 or f"exit status {proc.returncode}\n{_tail(stderr) or '(no stderr)'}")
+    else:
+        error = None
+    if error is None and written.get("status") == "ok":
+        rec = {**written, "seconds": seconds}
+    else:
+        rec = make_record(spec, "failed", error=error or "the cell wrote no record",
+                          seconds=seconds, environment=written.get("environment"))
+        weights = None
+    rec["spec"] = spec
+    return {"record": rec, "weights": weights}
+
+
+# ---------------------------------------------------------------------------------------------
+# executing the matrix
+
+
+class Interrupted(Exception):
+    """Ctrl-C during the run: the finished cells are saved."""
+
+
+def _local(specs: list[dict], workers: int, timeout: float | None,
+           done: Callable[[dict], None], started: Callable[[dict], None]) -> None:
+    def start(spec: dict) -> dict:
+        started(spec)
+        return execute_cell(spec, timeout)
+
+    _stopping.clear()
+    pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cell")
+    pending = [pool.submit(start, spec) for spec in specs]
+    try:
+        for fut in futures.as_completed(pending):
+            done(fut.result())
+    except BaseException as err:  # Ctrl-C, or saving a record failed: end the other cells
+        for fut in pending:
+            fut.cancel()
+        kill_running_cells()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted from None
+        raise
+    pool.shutdown(wait=True)
+
+
+def _dask(specs: list[dict], address: str, timeout: float | None,
+          done: Callable[[dict], None]) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as err:
+        raise ImportError("--scheduler needs dask.distributed: pip install "
+                          "'cnn-rosetta[report]' (or pip install 'dask[distributed]')") from err
+    client = Client(address)
+    try:
+        tasks = {client.submit(execute_cell, spec, timeout, pure=False): spec
+                 for spec in specs}
+        try:
+            for fut in as_completed(list(tasks)):
+                try:
+                    result = fut.result()
+                except Exception as err:  # the task itself died (a lost worker, ...)
+                    spec = tasks[fut]
+                    result = {"record": make_record(spec, "failed",
+                                                    error=f"dask task failed: {err!r}"),
+                              "weights": None}
+                done(result)
+        except KeyboardInterrupt:
+            client.cancel(list(tasks))
+            raise Interrupted from None
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# parity
+
+
+def _relative_dev(a: np.ndarray, b: np.ndarray) -> float:
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    dev = float(np.max(np.abs(a - b))) if a.size else 0.0
+    return dev / scale if scale > 0 else dev
+
+
+def parity_rows(records: list[dict[str, Any]], weights_dir: Path) -> list[dict[str, Any]]:
+    """Each non-NumPy train cell against the NumPy cell of its (model, dataset, seed):
+    ``parity_loss_max_dev`` = max|a - b| / max|b| over the per-step losses,
+    ``parity_weights_max_dev`` = the largest such deviation over the final weight arrays,
+    ``parity_loss_dev`` = |a - b| / max|b| per step."""
+    ok = [r for r in records if r["status"] == "ok" and r["spec"]["kind"] == "train"]
+    group = ("model", "dataset", "seed")
+    numpy_cells = {tuple(r["spec"][k] for k in group): r for r in ok
+                   if r["spec"]["framework"] == "numpy"}
+    rows = []
+    for rec in ok:
+        spec = rec["spec"]
+        ref = numpy_cells.get(tuple(spec[k] for k in group))
+        if spec["framework"] == "numpy" or ref is None:
+            continue
+        keys = {k: spec[k] for k in ("framework", "model", "dataset", "seed")}
+
+        def row(metric: str, value: float, rec: dict = rec, keys: dict = keys,
+                **fields: Any) -> dict:
+            return make_row(rec["cell_id"], metric, value, "relative", kind="train",
+                            parallel=rec["parallel"], **keys, **fields)
+
+        losses = [(r["epoch"], r["step"], r["value"]) for r in rec["rows"]
+                  if r["metric"] == "step_loss"]
+        ref_losses = [r["value"] for r in ref["rows"] if r["metric"] == "step_loss"]
+        n = min(len(losses), len(ref_losses))
+        if n:
+            a = np.array([v for _, _, v in losses[:n]])
+            b = np.array(ref_losses[:n])
+            scale = float(np.max(np.abs(b))) or 1.0
+            rows.append(row("parity_loss_max_dev", _relative_dev(a, b)))
+            rows += [row("parity_loss_dev", abs(x - y) / scale, epoch=e, step=s)
+                     for (e, s, x), y in zip(losses[:n], b)]
+        mine = weights_dir / f"{rec['cell_id']}.npz"
+        theirs = weights_dir / f"{ref['cell_id']}.npz"
+        if mine.is_file() and theirs.is_file():
+            with np.load(mine) as wa, np.load(theirs) as wb:
+                common = sorted(set(wa.files) & set(wb.files))
+                if common:
+                    rows.append(row("parity_weights_max_dev", max(
+                        _relative_dev(wa[k].astype(np.float64), wb[k].astype(np.float64))
+                        for k in common)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# the run directory
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(
+        timespec="seconds")
+
+
+def _new_run_dir(out: Path, run_id: str | None) -> Path:
+    if run_id is not None:
+        if not run_id or "/" in run_id or run_id in (".", "..", "latest"):
+            raise ValueError(f"--run-id: got {run_id!r}, expected a plain directory name "
+                             "other than 'latest'")
+        return out / run_id
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = out / stamp, 1
+    while candidate.exists():
+        n += 1
+        candidate = out / f"{stamp}-{n}"
+    return candidate
+
+
+def _write_npz_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_latest(run_dir: Path) -> Path:
+    """Point ``<out>/latest`` at ``run_dir``: a relative symlink made beside it and renamed
+    over the old one (atomic); a copy, swapped in by renames, where symlinks are refused."""
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{os.getpid()}-{time.time_ns()}"
+    try:
+        os.symlink(run_dir.name, tmp, target_is_directory=True)
+    except OSError:
+        shutil.copytree(run_dir, tmp, symlinks=True)
+    if latest.is_dir() and not latest.is_symlink():  # a copied latest cannot be renamed over
+        old = latest.with_name(f".latest-old-{time.time_ns()}")
+        os.replace(latest, old)
+        os.replace(tmp, latest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, latest)
+    return latest
+
+
+def read_records(run_dir: Path, specs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The saved records of the planned cells, by id (unreadable ones left out)."""
+    out = {}
+    for spec in specs:
+        path = run_dir / "cells" / f"{cell_id(spec)}.json"
+        try:
+            out[cell_id(spec)] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return out
+
+
+def write_results(run_dir: Path, header: dict[str, Any], specs: list[dict[str, Any]],
+                  env: dict[str, Any], complete: bool, seconds: float) -> dict[str, Any]:
+    """results.json, results.csv and environment.json from the saved cell records."""
+    records = read_records(run_dir, specs)
+    ordered = [records[cell_id(s)] for s in specs if cell_id(s) in records]
+    rows = [row for rec in ordered for row in rec.get("rows", [])]
+    rows += parity_rows(ordered, run_dir / "weights")
+    results = {**header, "complete": complete, "seconds": seconds,
+               "cells": [{k: v for k, v in rec.items() if k not in ("rows", "environment")}
+                         for rec in ordered],
+               "rows": rows}
+    write_json_atomic(run_dir / "results.json", results)
+    write_csv_atomic(run_dir / "results.csv", rows)
+    write_json_atomic(run_dir / "environment.json", {
+        **env, "cells": {rec["cell_id"]: rec.get("environment") for rec in ordered}})
+    return results
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (None where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_machine_warning(threads: int, workers: int) -> str | None:
+    """A warning when other processes already keep cores busy: OpenMP and OpenBLAS pools
+    (PyTorch, NumPy) that expect every core they were given then wait on descheduled
+    threads, and step times inflate many times over (measured here: a NumPy MLP step
+    1.5 ms with 1 thread, 5.3 ms median and 84 ms p90 with 2 threads on 2 busy cores)."""
+    load, cores = load_average(), os.cpu_count() or 1
+    if load is None or load[0] + threads * workers <= cores + 0.5:
+        return None
+    return (f"note: {cores} cores, load average {load[0]:.2f} before the run and "
+            f"{threads * workers} cell threads at a time: the cores are oversubscribed, so "
+            "timings (PyTorch and NumPy above all) will be inflated; use a quiet machine, "
+            "fewer --threads or fewer --workers")
+
+
+def _status_line(rec: dict[str, Any]) -> str:
+    head = f"{rec['cell_id']}: {rec['status']}"
+    if rec["status"] == "skipped":
+        return f"{head} ({rec['note']})"
+    if rec["status"] == "failed":
+        last = (rec.get("error") or "").strip().splitlines() or ["?"]
+        return f"{head} after {rec['seconds']:.1f} s: {last[-1][:200]}"
+    values = {r["metric"]: r["value"] for r in rec["rows"]}
+    if rec["spec"]["kind"] == "train":
+        return (f"{head} in {rec['seconds']:.1f} s: test accuracy "
+                f"{values.get('test_accuracy', float('nan')):.4f}, step "
+                f"{values.get('step_latency_median', float('nan')):.2f} ms, "
+                f"{values.get('throughput', float('nan')):.0f} images/s")
+    return f"{head} in {rec['seconds']:.1f} s: {len(rec['rows'])} timings"
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the bar is a nicety; tqdm comes with the "report" extra
+        return None
+    return tqdm(total=total, initial=initial, unit="cell", desc="cells", dynamic_ncols=True)
+
+
+def _say(bar: Any, text: str) -> None:
+    if bar is not None:
+        bar.write(text)
+    else:
+        print(text, flush=True)
+
+
+def _render(run_dir: Path) -> None:
+    if importlib.util.find_spec("reports.render") is None:
+        print("note: no reports/render.py: report not rendered (results are saved)")
+        return
+    try:
+        from .render import render
+
+        written = render(run_dir)
+    except Exception as err:  # the measurements are saved whatever the renderer does
+        print(f"note: rendering failed ({type(err).__name__}: {err}); the results are saved; "
+              f"render again with: python -m reports render {run_dir}", file=sys.stderr)
+        return
+    report = written.get("report.html") if isinstance(written, dict) else None
+    print(f"report: {report or run_dir}")
+
+
+def _run_dir_and_config(args: argparse.Namespace) -> tuple[Path, dict[str, Any], str, str]:
+    """(run directory, matrix config, run id, creation time): a new run's, or the saved ones
+    of the run that --resume names."""
+    if args.resume is None:
+        config = build_config(args)
+        run_dir = _new_run_dir(args.out, args.run_id)
+        return run_dir, config, run_dir.name, _now()
+    ignored = [f"--{name.replace('_', '-')}" for name in MATRIX_OPTIONS
+               if getattr(args, name) not in (None, False, [])]
+    if ignored:
+        print(f"note: {', '.join(ignored)} ignored: --resume runs the saved matrix",
+              file=sys.stderr)
+    try:
+        saved = json.loads((args.resume / "results.json").read_text(encoding="utf-8"))
+        return args.resume, saved["config"], saved["run_id"], saved["created"]
+    except (OSError, json.JSONDecodeError, KeyError) as err:
+        raise FileNotFoundError(f"--resume: {args.resume} holds no readable results.json of a "
+                                f"run ({err})") from None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``python -m reports run``: returns the exit status."""
+    run_start = time.perf_counter()
+    if args.check and args.baseline is None:
+        raise ValueError("--check needs --baseline PATH (the results to compare with)")
+    if args.workers < 1:
+        raise ValueError(f"--workers: got {args.workers}, expected >= 1")
+    baseline = None if args.baseline is None else baseline_module.load_results(args.baseline)
+    run_dir, config, run_id, created = _run_dir_and_config(args)
+    preset = PRESETS[config["mode"]]
+    timeout = preset["timeout"] if args.timeout is None else args.timeout
+    parallel = args.workers > 1 or args.scheduler is not None
+    execution = {"workers": args.workers, "scheduler": args.scheduler, "timeout": timeout,
+                 "parallel": parallel}
+
+    facts, shapes = dataset_facts(config)
+    installed = impls.available()
+    specs, skipped = plan(config, installed, shapes)
+    header = {"run_id": run_id, "created": created, "config": config,
+              "execution": execution}
+    env = {**environment(None), "runner_pid": os.getpid(), "threads": config["threads"],
+           "installed_frameworks": installed, "datasets": facts,
+           "load_average_at_start": load_average()}
+    warning = busy_machine_warning(config["threads"], args.workers)
+    if warning:
+        print(warning, file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if args.resume is None:
+        write_results(run_dir, header, [], env, complete=False, seconds=0.0)
+
+    previous = read_records(run_dir, specs)
+    finished = {cid for cid, rec in previous.items() if rec.get("status") == "ok"}
+    for cid, rec in skipped.items():
+        write_json_atomic(run_dir / "cells" / f"{cid}.json", rec)
+    todo = [s for s in specs if cell_id(s) not in finished and cell_id(s) not in skipped]
+    print(f"run {run_id}: {len(specs)} cells ({len(finished)} already done, {len(skipped)} "
+          f"skipped, {len(todo)} to run; {'parallel' if parallel else 'one at a time'}, "
+          f"{config['threads']} threads each) -> {run_dir}", flush=True)
+    # a bar only on a terminal: in a log its redraws are noise (the status lines stay)
+    bar = _progress(len(specs), len(specs) - len(todo),
+                    not args.no_progress and sys.stderr.isatty())
+    for rec in skipped.values():
+        _say(bar, _status_line(rec))
+
+    running: set[str] = set()
+
+    def show_running() -> None:
+        if bar is not None:  # tqdm locks: callable from the pool's threads
+            bar.set_postfix_str(("running " + ", ".join(sorted(running))) if running else "")
+
+    def started(spec: dict[str, Any]) -> None:
+        running.add(cell_id(spec))
+        show_running()
+
+    def done(result: dict[str, Any]) -> None:
+        rec = result["record"]
+        running.discard(rec["cell_id"])
+        show_running()
+        rec["parallel"] = parallel
+        for row in rec["rows"]:
+            row["parallel"] = parallel
+        cid = safe_cell_id(rec["spec"])
+        if result["weights"] is not None:
+            _write_npz_bytes(run_dir / "weights" / f"{cid}.npz", result["weights"])
+        write_json_atomic(run_dir / "cells" / f"{cid}.json", rec)
+        _say(bar, _status_line(rec))
+        if bar is not None:
+            bar.update()
+
+    interrupted = False
+    try:
+        if args.scheduler is not None:
+            _dask(todo, args.scheduler, timeout, done)
+        else:
+            _local(todo, args.workers, timeout, done, started)
+    except Interrupted:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    results = write_results(run_dir, header, specs, env, complete=not interrupted,
+                            seconds=time.perf_counter() - run_start)
+    if interrupted:
+        print(f"interrupted: the finished cells are saved in {run_dir}; finish the run with: "
+              f"python -m reports run --resume {run_dir}", file=sys.stderr)
+        return 130
+    update_latest(run_dir)
+    status = {s: sum(c["status"] == s for c in results["cells"])
+              for s in ("ok", "failed", "skipped")}
+    print(f"{status['ok']} ok, {status['failed']} failed, {status['skipped']} skipped in "
+          f"{results['seconds']:.1f} s; results: {run_dir / 'results.json'}")
+    code = 0
+    if baseline is not None:
+        comparison = baseline_module.compare(
+            results, baseline, max_accuracy_drop=args.max_accuracy_drop,
+            max_slowdown=args.max_slowdown, fail_on_failed_cells=args.check)
+        write_json_atomic(run_dir / "baseline.json", baseline_module.baseline_document(
+            baseline, args.baseline, comparison))
+        print("\n".join(baseline_module.summary_lines(comparison)))
+        if args.check and comparison["regressions"]:
+            code = 1
+    if not args.no_render:
+        _render(run_dir)
+    return code
