@@ -37,7 +37,8 @@ FAIL_VARIABLE = "CNN_ROSETTA_FAIL_CELLS"
 WARMUP_STEPS = 3  # training steps left out of the latency and throughput figures
 INFERENCE_REPEATS = 10
 SPEC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train": {"seed": 0, "epochs": 3, "optimizer": "adam", "lr": 1e-3, "batch_size": 100,
+    "train": {"seed": 0, "epochs": 3, "optimizer": "adam", "lr": 2e-3, "batch_size": 32,
+              "init": None,
               "dtype": "float32", "data_dir": None, "dataset_options": {},
               "shared_masks": True, "warmup_steps": WARMUP_STEPS},
     "ops": {"preset": "quick", "dtype": "float32"},
@@ -156,7 +157,8 @@ def train_cell(spec: dict[str, Any], weights_path: str | None = None) -> dict[st
         spec["framework"], spec["model"], spec["dataset"], data_dir=spec["data_dir"],
         optimizer=spec["optimizer"], lr=spec["lr"], batch_size=spec["batch_size"],
         seed=spec["seed"], dtype=spec["dtype"], shared_masks=spec["shared_masks"],
-        dataset_options=spec["dataset_options"])
+        dataset_options=spec["dataset_options"],
+        model_options={} if spec["init"] is None else {"init": spec["init"]})
     result = training.fit(session, spec["epochs"], progress=False)
     if result["interrupted"]:
         raise KeyboardInterrupt("training interrupted")

@@ -163,8 +163,12 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="the optimizer of every train cell (auto implementation: the "
                         "framework's own where it equals the textbook update)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    p.add_argument("--batch-size", type=int, default=100, help="training batch size")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    p.add_argument("--init", default="he_normal",
+                   help="initialiser of every model's weights (he_normal, xavier_normal, "
+                        "xavier_uniform, normal(STD)), or 'model' for each tutorial's own "
+                        "(their tiny normal(0.01)/normal(0.001) inits need many more epochs)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="the models' dtype")
     p.add_argument("--threads", type=int, default=None,
@@ -239,6 +243,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         "optimizer": args.optimizer,
         "lr": args.lr,
         "batch_size": args.batch_size,
+        "init": None if args.init == "model" else args.init,
         "dtype": args.dtype,
         "shared_masks": True,
         "threads": args.threads or max(1, (os.cpu_count() or 1) // args.workers),
@@ -284,6 +289,7 @@ def plan(config: dict[str, Any], installed: list[str],
                         "dataset": dataset, "seed": seed, "epochs": config["epochs"],
                         "optimizer": config["optimizer"], "lr": config["lr"],
                         "batch_size": config["batch_size"], "dtype": config["dtype"],
+                        "init": config.get("init"),
                         "data_dir": config["data_dir"],
                         "dataset_options": config["dataset_options"],
                         "shared_masks": config["shared_masks"], "threads": config["threads"]})
