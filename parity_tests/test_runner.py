@@ -318,7 +318,7 @@ def test_help_documents_the_options(capsys):
                    "--run-id", "--workers", "--scheduler", "--resume", "--no-ops",
                    "--baseline", "--check", "--threads", "--timeout"):
         assert option in text
-    assert "(default: adam)" in text and "(default: 100)" in text
+    assert "(default: adam)" in text and "(default: 32)" in text
 
 
 def test_a_failing_renderer_leaves_the_results_saved(main_run, tmp_path, monkeypatch, capsys):
