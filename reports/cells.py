@@ -20,7 +20,6 @@ import fnmatch
 import os
 import resource
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .environment import environment
-from .io import write_json_atomic
+from .io import save_npz_atomic, write_json_atomic
 
 ROW_FIELDS = ("cell", "kind", "framework", "model", "dataset", "seed", "op", "size",
               "direction", "epoch", "step", "metric", "value", "unit", "parallel")
@@ -113,23 +112,6 @@ def configure_threads(framework: str, threads: int) -> dict[str, Any]:
 
 def _percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1e3, q))
-
-
-def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
-    """np.savez through a temporary file in the same directory + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def inference_latency(model: Any, x: np.ndarray, repeats: int = INFERENCE_REPEATS) -> float:

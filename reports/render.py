@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from . import codepages, plots
-from .io import write_text_atomic
+from .io import write_bytes_atomic, write_text_atomic
 
 FIELDS = ("cell", "kind", "framework", "model", "dataset", "seed", "op", "size", "direction",
           "epoch", "step", "metric", "value", "unit", "parallel")
@@ -633,22 +632,6 @@ def to_html(blocks: list, title: str, images: dict[str, bytes]) -> str:
             + "\n".join(body) + "\n</body>\n</html>\n")
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Bytes to ``path`` through a temporary file in the same directory + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 # ---------------------------------------------------------------------------------------------
 # the whole report
 
@@ -710,7 +693,7 @@ def render(run_dir: str | os.PathLike) -> dict[str, Path]:
 
     written: dict[str, Path] = {}
     for name, png in images.items():
-        written[f"plots/{name}.png"] = _write_bytes_atomic(run_dir / "plots" / f"{name}.png",
+        written[f"plots/{name}.png"] = write_bytes_atomic(run_dir / "plots" / f"{name}.png",
                                                            png)
     for name, text in code.items():
         written[f"code/{name}"] = write_text_atomic(run_dir / "code" / name, text)

@@ -52,7 +52,7 @@ from . import baseline as baseline_module
 from .cells import cell_id, make_row, safe_cell_id, with_defaults
 from .cells import record as make_record
 from .environment import THREAD_VARIABLES, environment
-from .io import write_csv_atomic, write_json_atomic
+from .io import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from .opbench import OPS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -558,20 +558,6 @@ def _new_run_dir(out: Path, run_id: str | None) -> Path:
     return candidate
 
 
-def _write_npz_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_latest(run_dir: Path) -> Path:
     """Point ``<out>/latest`` at ``run_dir``: a relative symlink made beside it and renamed
     over the old one (atomic); a copy, swapped in by renames, where symlinks are refused."""
@@ -775,7 +761,7 @@ def run_command(args: argparse.Namespace) -> int:
             row["parallel"] = parallel
         cid = safe_cell_id(rec["spec"])
         if result["weights"] is not None:
-            _write_npz_bytes(run_dir / "weights" / f"{cid}.npz", result["weights"])
+            write_bytes_atomic(run_dir / "weights" / f"{cid}.npz", result["weights"])
         write_json_atomic(run_dir / "cells" / f"{cid}.json", rec)
         _say(bar, _status_line(rec))
         if bar is not None:
