@@ -21,7 +21,6 @@ import pytest
 import impls
 from parity_tests.tolerances import normalized_error, tolerance
 from reference import models as reference_models
-from reference import ops as ref
 
 B = impls.load("numpy")
 
@@ -66,42 +65,12 @@ def _with_busy_batchnorm(weights, seed=3):
 
 def reference_logits(spec, weights, x, training=False, masks=None):
     """The model's logits in float64 from reference/ops.py, one layer after the other."""
-    a = np.asarray(x, dtype=np.float64)
-    for layer in spec.layers:
-        p = layer.params
-
-        def w(suffix, layer=layer):
-            return np.asarray(weights[f"{layer.name}.{suffix}"], dtype=np.float64)
-
-        if layer.kind == "Conv2d":
-            a = ref.conv2d_forward(a, w("weight"), w("bias"), p["stride"], p["padding"])[0]
-        elif layer.kind == "MaxPool2d":
-            a = ref.max_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"])[0]
-        elif layer.kind == "AvgPool2d":
-            a = ref.avg_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"],
-                                       p.get("count_include_pad", True))[0]
-        elif layer.kind == "Linear":
-            a = ref.linear_forward(a, w("weight"), w("bias"))[0]
-        elif layer.kind in ("ReLU", "Sigmoid", "Tanh", "Flatten"):
-            a = getattr(ref, f"{layer.kind.lower()}_forward")(a)[0]
-        elif layer.kind in ("BatchNorm1d", "BatchNorm2d"):
-            a = ref.batchnorm_forward(a, w("weight"), w("bias"), w("running_mean"),
-                                      w("running_var"), training=training)[0]
-        elif layer.kind == "Dropout":
-            if training:
-                a = ref.dropout_forward(a, p["p"], True, mask=masks[layer.name])[0]
-        elif layer.kind == "LocalResponseNorm":
-            a = ref.local_response_norm_forward(a, **p)[0]
-        else:
-            raise AssertionError(f"no reference for layer kind {layer.kind}")
-    return a
+    return reference_models.forward(spec, weights, x, training, masks)[0]
 
 
 def reference_loss(spec, weights, x, y, masks=None):
     """Training-mode loss: mean cross-entropy + 0.5 * weight_decay * sum of decayed w^2."""
-    logits = reference_logits(spec, weights, x, training=True, masks=masks)
-    l2 = ref.l2_regularization([weights[key] for key in spec.decayed()], spec.weight_decay)[0]
-    return ref.softmax_cross_entropy(logits, y)[0] + l2
+    return reference_models.loss(spec, weights, x, y, masks)[0]
 
 
 # ---------------------------------------------------------------------------------------------

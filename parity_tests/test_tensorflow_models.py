@@ -28,7 +28,6 @@ import pytest
 from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error
 from reference import models as reference_models
-from reference import ops as ref
 from reference.models import MODELS, Layer, dropout_masks
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,52 +65,10 @@ def _y(n=BATCH, seed=1):
 
 
 # ---------------------------------------------------------------------------------------------
-# the expected values: reference/ops.py chained over the spec
+# the expected values: reference/ops.py chained over the spec (reference.models)
 
-_ELEMENTWISE = {"ReLU": ref.relu_forward, "Sigmoid": ref.sigmoid_forward,
-                "Tanh": ref.tanh_forward, "Flatten": ref.flatten_forward}
-
-
-def reference_forward(spec, weights, x, training=False, masks=None):
-    """Logits (N, K) in float64 and the new running statistics (name -> array)."""
-    a = np.asarray(x, dtype=np.float64)
-    stats = {}
-    for layer in spec.layers:
-        p, kind = layer.params, layer.kind
-
-        def w(suffix, name=layer.name):
-            return np.asarray(weights[f"{name}.{suffix}"], dtype=np.float64)
-
-        if kind == "Conv2d":
-            a, _ = ref.conv2d_forward(a, w("weight"), w("bias"), p["stride"], p["padding"])
-        elif kind == "MaxPool2d":
-            a, _ = ref.max_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"])
-        elif kind == "AvgPool2d":
-            a, _ = ref.avg_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"],
-                                          p.get("count_include_pad", True))
-        elif kind == "Linear":
-            a, _ = ref.linear_forward(a, w("weight"), w("bias"))
-        elif kind in ("BatchNorm1d", "BatchNorm2d"):
-            a, _, mean, var = ref.batchnorm_forward(a, w("weight"), w("bias"),
-                                                    w("running_mean"), w("running_var"),
-                                                    training)
-            stats[f"{layer.name}.running_mean"], stats[f"{layer.name}.running_var"] = mean, var
-        elif kind == "Dropout":
-            if training:
-                a, _ = ref.dropout_forward(a, p["p"], True, mask=masks[layer.name])
-        elif kind == "LocalResponseNorm":
-            a, _ = ref.local_response_norm_forward(a, **p)
-        else:
-            a, _ = _ELEMENTWISE[kind](a)
-    return a, stats
-
-
-def reference_loss(spec, weights, x, y, masks=None):
-    """Training-mode loss: mean cross-entropy + 0.5 * weight_decay * sum of decayed w^2."""
-    logits, stats = reference_forward(spec, weights, x, training=True, masks=masks)
-    l2 = 0.5 * spec.weight_decay * sum(np.sum(np.asarray(weights[k], np.float64) ** 2)
-                                       for k in spec.decayed())
-    return ref.softmax_cross_entropy(logits, y)[0] + l2, stats
+reference_forward = reference_models.forward
+reference_loss = reference_models.loss
 
 
 def _busy(weights, seed=3):

@@ -14,6 +14,7 @@ import pytest
 
 from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error
+from reference import models as reference_models
 from reference import ops as ref
 from reference.models import MODELS, dropout_masks
 
@@ -29,53 +30,10 @@ TOL_OPT = 1e-12
 NUM_CLASSES = 3
 
 # ---------------------------------------------------------------------------------------------
-# the expected values: reference/ops.py chained over the spec
+# the expected values: reference/ops.py chained over the spec (reference.models)
 
-
-_ELEMENTWISE = {"ReLU": ref.relu_forward, "Sigmoid": ref.sigmoid_forward,
-                "Tanh": ref.tanh_forward, "Flatten": ref.flatten_forward}
-
-
-def reference_forward(spec, weights, x, training=False, masks=None):
-    """Logits (N, K) in float64, and the new running statistics (training mode)."""
-    x = np.asarray(x, dtype=np.float64)
-    stats = {}
-    for layer in spec.layers:
-        p, kind = layer.params, layer.kind
-
-        def w(suffix, name=layer.name):
-            return np.asarray(weights[f"{name}.{suffix}"], dtype=np.float64)
-
-        if kind == "Conv2d":
-            x, _ = ref.conv2d_forward(x, w("weight"), w("bias"), p["stride"], p["padding"])
-        elif kind == "MaxPool2d":
-            x, _ = ref.max_pool2d_forward(x, p["kernel_size"], p["stride"], p["padding"])
-        elif kind == "AvgPool2d":
-            x, _ = ref.avg_pool2d_forward(x, p["kernel_size"], p["stride"], p["padding"],
-                                          p.get("count_include_pad", True))
-        elif kind == "Linear":
-            x, _ = ref.linear_forward(x, w("weight"), w("bias"))
-        elif kind in ("BatchNorm1d", "BatchNorm2d"):
-            x, _, mean, var = ref.batchnorm_forward(
-                x, w("weight"), w("bias"), w("running_mean"), w("running_var"), training,
-                p.get("momentum", 0.1), p.get("eps", 1e-5))
-            stats[f"{layer.name}.running_mean"], stats[f"{layer.name}.running_var"] = mean, var
-        elif kind == "Dropout":
-            mask = masks[layer.name] if training else None
-            x, _ = ref.dropout_forward(x, p["p"], training, mask)
-        elif kind == "LocalResponseNorm":
-            x, _ = ref.local_response_norm_forward(x, **p)
-        else:
-            x, _ = _ELEMENTWISE[kind](x)
-    return x, stats
-
-
-def reference_loss(spec, weights, x, y, masks=None):
-    """Training-mode mean cross-entropy + 0.5 * weight_decay * sum of the decayed weights^2."""
-    logits, stats = reference_forward(spec, weights, x, training=True, masks=masks)
-    loss, _ = ref.softmax_cross_entropy(logits, y)
-    l2, _ = ref.l2_regularization([weights[k] for k in spec.decayed()], spec.weight_decay)
-    return float(loss + l2), stats
+reference_forward = reference_models.forward
+reference_loss = reference_models.loss
 
 
 def random_weights(model, seed=0):

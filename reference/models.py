@@ -323,3 +323,63 @@ def dropout_masks(spec: ModelSpec, batch_size: int,
     """
     return {layer.name: (rng.random((batch_size, *layer.in_shape)) >= layer.params["p"])
             .astype(np.float32) for layer in spec.dropout_layers()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the oracle for whole models: reference/ops.py chained over a spec
+
+
+def forward(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray,
+            training: bool = False, masks: dict[str, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Logits (N, K) in float64 from the loop reference, one layer after the other, and (in
+    training mode) each batch norm's new running statistics by canonical name.
+
+    ``masks``: each Dropout layer's keep-mask by layer name (needed in training mode).
+    """
+    from reference import ops as ref
+
+    a = np.asarray(x, dtype=np.float64)
+    stats: dict[str, np.ndarray] = {}
+    for layer in spec.layers:
+        p, kind = layer.params, layer.kind
+
+        def w(suffix: str, name: str = layer.name) -> np.ndarray:
+            return np.asarray(weights[f"{name}.{suffix}"], dtype=np.float64)
+
+        if kind == "Conv2d":
+            a, _ = ref.conv2d_forward(a, w("weight"), w("bias"), p["stride"], p["padding"])
+        elif kind == "MaxPool2d":
+            a, _ = ref.max_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"])
+        elif kind == "AvgPool2d":
+            a, _ = ref.avg_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"],
+                                          p.get("count_include_pad", True))
+        elif kind == "Linear":
+            a, _ = ref.linear_forward(a, w("weight"), w("bias"))
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
+            a, _, mean, var = ref.batchnorm_forward(
+                a, w("weight"), w("bias"), w("running_mean"), w("running_var"), training,
+                p.get("momentum", 0.1), p.get("eps", 1e-5))
+            stats[f"{layer.name}.running_mean"], stats[f"{layer.name}.running_var"] = mean, var
+        elif kind == "Dropout":
+            if training:
+                a, _ = ref.dropout_forward(a, p["p"], True, masks[layer.name])
+        elif kind == "LocalResponseNorm":
+            a, _ = ref.local_response_norm_forward(a, **p)
+        elif kind in ("ReLU", "Sigmoid", "Tanh", "Flatten"):
+            a, _ = getattr(ref, f"{kind.lower()}_forward")(a)
+        else:
+            raise ValueError(f"spec: got a layer of kind {kind!r}, which has no reference")
+    return a, stats
+
+
+def loss(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+         masks: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    """Training-mode loss from the loop reference: mean softmax cross-entropy plus
+    0.5 * weight_decay * sum of the decayed weights squared; and the new running statistics."""
+    from reference import ops as ref
+
+    logits, stats = forward(spec, weights, x, training=True, masks=masks)
+    data_loss, _ = ref.softmax_cross_entropy(logits, y)
+    l2, _ = ref.l2_regularization([weights[k] for k in spec.decayed()], spec.weight_decay)
+    return float(data_loss + l2), stats
