@@ -192,9 +192,11 @@ def test_training_run_matches_numpy_float64(variant, optimizer, framework):
     assert _max_weight_error(weights, want_weights) <= RUN_TOL_FLOAT64
 
 
-# float32 runs drift apart by rounding; the bound is loose but still far below what a wrong
-# convention gives (which changes the loss at the first step by 1e-2 or more).
-RUN_TOL_FLOAT32 = 1e-3
+# float32 runs drift apart by rounding: after 20 steps of simple_cnn the largest normalised
+# errors measured here were 2.8e-7 (losses) and 3.8e-6 (weights) over every optimizer and both
+# frameworks. 1e-4 leaves a 25x margin and still sits far below what a wrong convention gives
+# (it changes the loss at the first step by 1e-2 or more).
+RUN_TOL_FLOAT32 = 1e-4
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
