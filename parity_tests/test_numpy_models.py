@@ -431,3 +431,31 @@ def test_layers_keep_their_own_state():
     np.testing.assert_array_equal(drop.forward(np.ones((1, 4)), mask=mask), 2.0 * mask)
     np.testing.assert_array_equal(drop.backward(np.ones((1, 4))), 2.0 * mask)
     np.testing.assert_array_equal(drop.forward(np.ones((1, 4)), training=False), np.ones((1, 4)))
+
+
+@pytest.mark.parametrize("name, options", MODEL_CASES, ids=MODEL_IDS)
+def test_backward_without_input_grad_gives_the_same_weight_gradients(name, options):
+    # what train_step uses: the first layer with parameters skips its input gradient
+    model = B.build_model(name, (3, 12, 10), NUM_CLASSES, dtype="float64", **options)
+    masks = reference_models.dropout_masks(model.spec, BATCH, np.random.default_rng(1))
+    dlogits = np.random.default_rng(2).standard_normal((BATCH, NUM_CLASSES))
+    model.forward(_x((3, 12, 10)), masks=masks)
+    dx = model.backward(dlogits)
+    full = dict(model.grads)
+    assert dx.shape == (BATCH, 3, 12, 10)
+    assert model.backward(dlogits, input_grad=False) is None
+    assert list(model.grads) == list(full)
+    for key, g in full.items():
+        np.testing.assert_array_equal(model.grads[key], g, err_msg=key)
+
+
+def test_input_grad_is_checked():
+    conv = B.Conv2d(1, 2, 3, dtype="float64")
+    conv.forward(_x((1, 5, 5)))
+    with pytest.raises(TypeError, match="input_grad"):
+        conv.backward(np.ones((BATCH, 2, 3, 3)), input_grad="no")
+    assert conv.backward(np.ones((BATCH, 2, 3, 3)), input_grad=False) is None
+    relu = B.ReLU()
+    relu.forward(_x((1, 2, 2)))
+    with pytest.raises(ValueError, match="input_grad: got False, but ReLU has no parameters"):
+        relu.backward(np.ones((BATCH, 1, 2, 2)), input_grad=False)

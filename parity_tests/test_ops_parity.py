@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import impls
-from parity_tests.cases import CASES, Case, run
+from parity_tests.cases import CASES, Case, inputs, run, upstream
 from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error, tolerance
 from reference import ops as reference_ops
@@ -120,3 +120,50 @@ BACKEND_VECTORS = [n for n in vectors.names() if vectors.load(n)["op"] != "im2co
 @pytest.mark.parametrize("vector", BACKEND_VECTORS)
 def test_backend_reproduces_known_answer(vector: str, name: str) -> None:
     assert vectors.failures(vectors.load(vector), load_or_skip(name)) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# input_grad=False (a network's first layer) and the NumPy backend's batch slicing
+
+
+def _first_cases(op: str, count: int = 6) -> list[Case]:
+    """A few cases of ``op``, spread over the table (different geometries)."""
+    cases = [case for case in CASES if case.op == op]
+    return cases[:: max(1, len(cases) // count)][:count]
+
+
+@pytest.mark.parametrize("name", ["reference", *impls.BACKENDS])
+@pytest.mark.parametrize("case", _first_cases("conv2d") + _first_cases("linear"), ids=_case_id)
+def test_input_grad_false_skips_dx_only(case: Case, name: str) -> None:
+    module = reference_ops if name == "reference" else load_or_skip(name)
+    dtype = "float64"
+    args = inputs(case, dtype)
+    y, cache = getattr(module, f"{case.op}_forward")(*args.values(), **case.params)
+    backward = getattr(module, f"{case.op}_backward")
+    dy = upstream(case, y.shape, dtype)
+    dx, dw, db = backward(dy, cache)
+    none, dw_only, db_only = backward(dy, cache, input_grad=False)
+    assert dx is not None and none is None
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+
+
+# conv cases with a batch of at least 2, so that slicing the batch changes something
+SLICEABLE_CONV_CASES = [case for case in CASES
+                        if case.op == "conv2d" and inputs(case, "float64")["x"].shape[0] >= 2]
+
+
+def test_many_conv_cases_can_be_sliced() -> None:
+    # half the conv table has a batch of 2 (every geometry appears with both batch sizes)
+    assert len(SLICEABLE_CONV_CASES) >= 40
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SLICEABLE_CONV_CASES, ids=_case_id)
+def test_numpy_conv_in_batch_slices_matches_reference(case: Case, dtype: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The parity cases are small enough for one slice; a budget of 1 byte makes the NumPy
+    # backend run im2col, the GEMMs and col2im one sample at a time.
+    numpy_backend = impls.load("numpy")
+    monkeypatch.setattr(numpy_backend.ops, "IM2COL_BYTES", 1)
+    assert_outputs_match(run(numpy_backend, case, dtype), reference_result(case), case, dtype)

@@ -128,9 +128,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     return y, cache
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, input_grad=True):
     """For every (n, f, i, j): dxpad[n, :, window] += w[f] dy[n, f, i, j];
-    dw[f] += xpad[n, :, window] dy[n, f, i, j]; db[f] += dy[n, f, i, j]. dx = dxpad cropped."""
+    dw[f] += xpad[n, :, window] dy[n, f, i, j]; db[f] += dy[n, f, i, j]. dx = dxpad cropped
+    (None when input_grad is False)."""
     dy = _f64(dy)
     x, w = cache["x"], cache["w"]
     kernel, stride, pads = cache["kernel"], cache["stride"], cache["pads"]
@@ -147,7 +148,7 @@ def conv2d_backward(dy, cache):
                     dxp[n, :, rows, cols] += w[f] * dy[n, f, i, j]
                     dw[f] += xp[n, :, rows, cols] * dy[n, f, i, j]
                     db[f] += dy[n, f, i, j]
-    return _unpad(dxp, pads), dw, db
+    return (_unpad(dxp, pads) if input_grad else None), dw, db
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +284,9 @@ def linear_forward(x, w, b):
     return y, {"x": x, "w": w}
 
 
-def linear_backward(dy, cache):
-    """dx2[n] = sum_o dy[n, o] w[o]; dw[o] = sum_n dy[n, o] x2[n]; db[o] = sum_n dy[n, o]."""
+def linear_backward(dy, cache, input_grad=True):
+    """dx2[n] = sum_o dy[n, o] w[o]; dw[o] = sum_n dy[n, o] x2[n]; db[o] = sum_n dy[n, o].
+    dx = dx2 in x's shape (None when input_grad is False)."""
     dy = _f64(dy)
     x, w = cache["x"], cache["w"]
     x2 = x.reshape(x.shape[0], -1)
@@ -296,7 +298,7 @@ def linear_backward(dy, cache):
             dx2[n] += dy[n, o] * w[o]
             dw[o] += dy[n, o] * x2[n]
             db[o] += dy[n, o]
-    return dx2.reshape(x.shape), dw, db
+    return (dx2.reshape(x.shape) if input_grad else None), dw, db
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Layer:
     """
 
     ops_pair: tuple = ()
+    input_grad_optional = False  # True: the backward op takes input_grad=False (skips dx)
 
     def __init__(self, **hyper: object):
         self.hyper = hyper
@@ -64,18 +65,27 @@ class Layer:
         y, self._cache = self._forward(x, _checks.boolean("training", training))
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """dx, and the parameters' gradients in ``grads``. ``input_grad=False`` (layers with
+        parameters) skips dx and returns None."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        dx, *param_grads = self._backward(dy, self._cache)
+        input_grad = _checks.boolean("input_grad", input_grad)
+        if not input_grad and not self.params:
+            raise ValueError(f"input_grad: got False, but {type(self).__name__} has no "
+                             "parameters: its input gradient is all it computes")
+        dx, *param_grads = self._backward(dy, self._cache, input_grad)
         self.grads = dict(zip(self.params, param_grads, strict=True))
         return dx
 
     def _forward(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, object]:
         return self.ops_pair[0](x, *self.params.values(), **self.hyper)
 
-    def _backward(self, dy: np.ndarray, cache: object) -> tuple[np.ndarray, ...]:
-        grads = self.ops_pair[1](dy, cache)
+    def _backward(self, dy: np.ndarray, cache: object,
+                  input_grad: bool) -> tuple[np.ndarray | None, ...]:
+        # conv2d and linear can skip dx; other layers (batch norm) compute it regardless
+        skip = {"input_grad": False} if not input_grad and self.input_grad_optional else {}
+        grads = self.ops_pair[1](dy, cache, **skip)
         return grads if isinstance(grads, tuple) else (grads,)
 
     def __repr__(self) -> str:
@@ -92,6 +102,7 @@ class Conv2d(Layer):
     """2-D convolution (N, C_in, H, W) -> (N, C_out, OH, OW); weight (C_out, C_in, kH, kW)."""
 
     ops_pair = (ops.conv2d_forward, ops.conv2d_backward)
+    input_grad_optional = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dtype="float32"):
@@ -108,6 +119,7 @@ class Linear(Layer):
     """Fully connected; weight (out, in), bias (out,). (N, ...) flattened to (N, in) -> (N, out)."""
 
     ops_pair = (ops.linear_forward, ops.linear_backward)
+    input_grad_optional = True
 
     def __init__(self, in_features, out_features, dtype="float32"):
         super().__init__()

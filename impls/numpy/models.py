@@ -82,13 +82,22 @@ class Model:
                 x = layer.forward(x, training)
         return x  # (N, K)
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
-        """Backpropagate dlogits (N, K) through every layer; fills ``grads``; returns dx."""
+    def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate dlogits (N, K) through every layer; fills ``grads``; returns dx.
+
+        ``input_grad=False`` (what training uses) stops at the first layer with parameters
+        and skips its input gradient, which nothing needs; then it returns None.
+        """
+        input_grad = _checks.boolean("input_grad", input_grad)
+        first = next((name for name, layer in self.layers.items() if layer.params), None)
         dx = dlogits
         grads: dict[str, np.ndarray] = {}
         for name, layer in reversed(self.layers.items()):
-            dx = layer.backward(dx)
+            last = not input_grad and name == first
+            dx = layer.backward(dx, input_grad=not last)
             grads.update({f"{name}.{suffix}": g for suffix, g in layer.grads.items()})
+            if last:
+                break
         self.grads = {key: grads[key] for key in self.params}  # in layer order
         return dx
 

@@ -6,6 +6,11 @@ kH*kW kernel offsets, the strided slice of the input it covers in every window) 
 ``_scatter_windows`` (the adjoint of ``_windows``: adds those slices back, so overlapping windows
 accumulate). Convolution is im2col + one GEMM each for y, dW and dx.
 
+Masks are applied by multiplying with a boolean array (``dy * positive``), not with np.where
+or masked assignment: those branch on every element, and on random masks they ran ~10x
+slower here. The product differs from a select only where the gradient is inf or NaN at a
+masked-out element (NaN instead of 0).
+
 Hyperparameters are turned into Python floats before they touch an array: NumPy 2 treats a
 Python float as "weak" (float32 stays float32) but an ``np.float64`` scalar as strong (it
 would silently promote float32 arrays to float64).
@@ -44,8 +49,8 @@ def _windows(xp: np.ndarray, geom: Geometry) -> np.ndarray:
 
 
 def _offsets(geom: Geometry):
-    """Yield (i, j, cells) for each kernel offset: xp[cells] (N, C, OH, OW) holds the cell at
-    offset (i, j) of every window of xp (N, C, Hp, Wp).
+    """Yield (k, cells) for each kernel offset k = i * kW + j (row-major): xp[cells]
+    (N, C, OH, OW) holds the cell at offset (i, j) of every window of xp (N, C, Hp, Wp).
 
     Looping over the kH*kW offsets (never over windows or pixels) keeps each step a whole-array
     operation on a strided slice.
@@ -54,34 +59,60 @@ def _offsets(geom: Geometry):
     for i in range(kh):
         for j in range(kw):
             rows, cols = slice(i, i + (oh - 1) * sh + 1, sh), slice(j, j + (ow - 1) * sw + 1, sw)
-            yield i, j, (..., rows, cols)
+            yield i * kw + j, (..., rows, cols)
 
 
 def _window_sums(xp: np.ndarray, geom: Geometry) -> np.ndarray:
     """The sum of every window: (..., Hp, Wp) -> (..., OH, OW)."""
-    return sum(xp[cells] for _, _, cells in _offsets(geom))
+    total = None
+    for _, cells in _offsets(geom):
+        total = xp[cells].copy() if total is None else np.add(total, xp[cells], out=total)
+    return total
 
 
-def _scatter_windows(padded_shape: tuple[int, ...], dtype: np.dtype, geom: Geometry,
-                     contribution) -> np.ndarray:
-    """Adjoint of ``_windows``: sum every window's gradient back onto the padded input (col2im).
+def _scatter_windows(dxp: np.ndarray, geom: Geometry, contribution) -> np.ndarray:
+    """Adjoint of ``_windows``: add every window's gradient onto dxp (N, C, Hp, Wp), zeros on
+    entry, and return it (col2im).
 
-    ``contribution(i, j)`` is the gradient (N, C, OH, OW) reaching kernel offset (i, j) of each
+    ``contribution(k)`` is the gradient (N, C, OH, OW) reaching kernel offset k of each
     window. Within one offset no cell is hit twice, so ``+=`` is safe, and overlapping windows
-    accumulate across offsets.
+    accumulate across offsets. When windows cannot overlap (stride >= kernel, the usual pool)
+    every cell gets at most one contribution, and a plain assignment (half the memory traffic
+    of a strided ``+=``) does the same.
     """
-    dxp = np.zeros(padded_shape, dtype=dtype)  # (N, C, Hp, Wp)
-    for i, j, cells in _offsets(geom):
-        dxp[cells] += contribution(i, j)
+    disjoint = all(s >= k for s, k in zip(geom.stride, geom.kernel))
+    for k, cells in _offsets(geom):
+        if disjoint:
+            dxp[cells] = contribution(k)
+        else:
+            dxp[cells] += contribution(k)
     return dxp
 
 
 # ---------------------------------------------------------------------------------------------
 # convolution
 
+# im2col runs on slices of the batch whose cols take about this many bytes (at least one
+# sample): big enough for efficient GEMMs, small enough to stay in cache instead of holding
+# kH*kW copies of the whole input.
+IM2COL_BYTES = 4 * 2**20
+
+
+def _batch_slices(n: int, bytes_per_sample: int) -> list[slice]:
+    step = max(1, IM2COL_BYTES // bytes_per_sample)
+    return [slice(start, start + step) for start in range(0, n, step)]
+
+
+def _im2col(xp: np.ndarray, geom: Geometry) -> np.ndarray:
+    """cols (C*kH*kW, n*OH*OW) of xp (n, C, Hp, Wp): one column per output pixel, rows in
+    (c, i, j) order like w.reshape(F, -1); the one copy of the windows."""
+    n, c = xp.shape[:2]
+    (kh, kw), (oh, ow) = geom.kernel, geom.out
+    return _windows(xp, geom).transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * oh * ow)
+
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
-    """2-D cross-correlation (no kernel flip), as im2col + one GEMM.
+    """2-D cross-correlation (no kernel flip), as im2col + GEMM.
 
     x (N, C, H, W), w (F, C, kH, kW), b (F,) -> y (N, F, OH, OW).
     Forward:  y[n, f, p, q] = b[f] + sum_{c,i,j} w[f, c, i, j] * xp[n, c, p*sh + i, q*sw + j],
@@ -89,37 +120,58 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
               cols (C*kH*kW, N*OH*OW), one column per output pixel.
     Backward: db = sum_{n,p,q} dy;  dW = dY @ cols^T;  dcols = W^T @ dY, folded back onto xp by
               col2im (overlapping windows add up), then the padding is cut off.
+
+    How it runs fast: cols is built and used a slice of the batch at a time (``IM2COL_BYTES``),
+    and the backward builds it again rather than keeping it: a copy that stays in cache costs
+    less than holding cols, kH*kW times the input's size (a 7x7 conv: 49x). The cache keeps xp,
+    the (padded) input, by reference, as the frameworks keep their input. Within a slice the
+    GEMMs run on C-ordered matrices (W^T and cols^T are transposed views BLAS reads as they
+    are), and Y (F, n*OH*OW) is reordered to NCHW by the assignment into y.
     """
     geom = _checks.conv2d(x, w, b, stride, padding)
     n, f = x.shape[0], w.shape[0]
     oh, ow = geom.out
     xp = _pad(x, geom.pads)  # (N, C, Hp, Wp)
-    # im2col, the one copy of the windows. Rows (c, i, j) and columns (n, p, q) keep the output
-    # pixels innermost, so that col2im below reads each kernel offset as one contiguous block.
-    cols = _windows(xp, geom).transpose(1, 4, 5, 0, 2, 3).reshape(w[0].size, n * oh * ow)
-    y = (w.reshape(f, -1) @ cols).reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
-    y = y + b[:, None, None]
-    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, cols=cols, w=w, geom=geom,
-                  padded_shape=xp.shape)
+    w_mat = w.reshape(f, -1)  # (F, C*kH*kW)
+    y = np.empty((n, f, oh, ow), dtype=x.dtype)
+    for batch in _batch_slices(n, w_mat.shape[1] * oh * ow * x.itemsize):
+        y_mat = w_mat @ _im2col(xp[batch], geom)  # (F, n*OH*OW)
+        y[batch] = y_mat.reshape(f, -1, oh, ow).transpose(1, 0, 2, 3)
+    y += b[:, None, None]
+    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, xp=xp, w=w, geom=geom)
     return y, cache  # (N, F, OH, OW)
 
 
-def conv2d_backward(dy, cache):
-    """Gradients of conv2d_forward: (dx (N, C, H, W), dw (F, C, kH, kW), db (F,))."""
+def conv2d_backward(dy, cache, input_grad=True):
+    """Gradients of conv2d_forward: (dx (N, C, H, W), dw (F, C, kH, kW), db (F,)).
+
+    ``input_grad=False`` returns dx = None and skips its GEMM and col2im: a network's first
+    layer needs no input gradient (the frameworks skip it too, as the input does not require
+    a gradient).
+    """
     _checks.grad_output(dy, cache, "conv2d")
-    w, geom = cache.w, cache.geom
+    input_grad = _checks.boolean("input_grad", input_grad)
+    xp, w, geom = cache.xp, cache.w, cache.geom
     n, f, oh, ow = dy.shape
     c, kh, kw = w.shape[1:]
-    dy_mat = dy.transpose(1, 0, 2, 3).reshape(f, n * oh * ow)  # (F, N*OH*OW)
+    w_mat = w.reshape(f, -1)  # (F, C*kH*kW)
+    dw_mat = np.zeros_like(w_mat)
+    dxp = np.empty_like(xp) if input_grad else None  # (N, C, Hp, Wp), filled slice by slice
+    for batch in _batch_slices(n, w_mat.shape[1] * oh * ow * dy.itemsize):
+        dy_mat = dy[batch].transpose(1, 0, 2, 3).reshape(f, -1)  # (F, n*OH*OW), a copy
+        # dW^T = cols @ dY^T: the same product, but BLAS runs it up to 2x faster than
+        # dY @ cols^T when F is small (a skinny left operand)
+        dw_mat += (_im2col(xp[batch], geom) @ dy_mat.T).T
+        if input_grad:
+            dcols = (w_mat.T @ dy_mat).reshape(c, kh * kw, -1, oh, ow)  # (C, kH*kW, n, OH, OW)
+            # col2im in dcols' own (C, n) order, where each offset's block is contiguous, then
+            # one transposing copy into dxp
+            dxp_t = np.zeros((c, dcols.shape[2], *xp.shape[2:]), dtype=dy.dtype)
+            _scatter_windows(dxp_t, geom, lambda k, dcols=dcols: dcols[:, k])
+            dxp[batch] = dxp_t.transpose(1, 0, 2, 3)
     db = dy.sum(axis=(0, 2, 3))
-    dw = (dy_mat @ cache.cols.T).reshape(w.shape)
-    dcols = (w.reshape(f, -1).T @ dy_mat).reshape(c, kh, kw, n, oh, ow)
-
-    def contribution(i, j):
-        return dcols[:, i, j].transpose(1, 0, 2, 3)  # (N, C, OH, OW)
-
-    dxp = _scatter_windows(cache.padded_shape, dy.dtype, geom, contribution)
-    return _unpad(dxp, geom.pads), dw, db
+    dx = _unpad(dxp, geom.pads) if input_grad else None
+    return dx, dw_mat.reshape(w.shape), db
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,15 +185,24 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     Forward:  y[n, c, p, q] = max_{i,j} xp[n, c, p*sh + i, q*sw + j], and the argmax (the FIRST
               maximum in row-major order within the window) is kept.
     Backward: dx[argmax of window (p, q)] += dy[p, q]; overlapping windows accumulate.
+
+    Computed as a running maximum over the kH*kW kernel offsets, a few branch-free passes over
+    arrays of the output's size, rather than an argmax over a copy of every window. A later
+    offset k takes over only when strictly greater (the tie rule) or NaN (NaN propagates, as in
+    PyTorch); as k grows, the winner's index is max(argmax, k * wins).
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     xp = _pad(x, geom.pads, value=-np.inf)  # (N, C, Hp, Wp)
-    windows = _windows(xp, geom)  # (N, C, OH, OW, kH, kW)
-    # Flattening (kH, kW) in C order makes np.argmax's "first occurrence" the first maximum
-    # in row-major order, the tie rule of the contract.
-    flat = windows.reshape(*windows.shape[:4], -1)  # (N, C, OH, OW, kH*kW)
-    argmax = flat.argmax(axis=-1)  # (N, C, OH, OW)
-    y = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
+    offsets = _offsets(geom)
+    _, first = next(offsets)
+    y = xp[first].copy()  # (N, C, OH, OW), the running maximum
+    index_type = np.min_scalar_type(geom.kernel[0] * geom.kernel[1] - 1)  # uint8 up to 16x16
+    argmax = np.zeros(y.shape, dtype=index_type)  # (N, C, OH, OW), offset of the winner
+    for k, cells in offsets:
+        candidate = xp[cells]
+        wins = (candidate > y) | np.isnan(candidate)
+        np.maximum(argmax, wins * index_type.type(k), out=argmax)
+        np.maximum(y, candidate, out=y)
     cache = Cache(op="max_pool2d", shape=y.shape, dtype=x.dtype, argmax=argmax, geom=geom,
                   padded_shape=xp.shape)
     return y, cache  # (N, C, OH, OW)
@@ -150,13 +211,12 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
 def max_pool2d_backward(dy, cache):
     """Gradient of max_pool2d_forward: dx (N, C, H, W)."""
     _checks.grad_output(dy, cache, "max_pool2d")
-    kw = cache.geom.kernel[1]
 
-    def contribution(i, j):
-        # One-hot per offset: the windows whose winner sits at offset (i, j) pass dy on.
-        return np.where(cache.argmax == i * kw + j, dy, 0)
+    def contribution(k):
+        # One-hot per offset: the windows whose winner sits at offset k pass dy on.
+        return dy * (cache.argmax == k)
 
-    dxp = _scatter_windows(cache.padded_shape, dy.dtype, cache.geom, contribution)
+    dxp = _scatter_windows(np.zeros(cache.padded_shape, dy.dtype), cache.geom, contribution)
     return _unpad(dxp, cache.geom.pads)
 
 
@@ -177,7 +237,8 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad
     else:
         real_cells = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), geom.pads)
         count = _window_sums(real_cells, geom)  # (1, 1, OH, OW)
-    y = _window_sums(xp, geom) / count
+    y = _window_sums(xp, geom)
+    y /= count
     cache = Cache(op="avg_pool2d", shape=y.shape, dtype=x.dtype, count=count, geom=geom,
                   padded_shape=xp.shape)
     return y, cache  # (N, C, OH, OW)
@@ -187,7 +248,7 @@ def avg_pool2d_backward(dy, cache):
     """Gradient of avg_pool2d_forward: dx (N, C, H, W)."""
     _checks.grad_output(dy, cache, "avg_pool2d")
     share = dy / cache.count  # (N, C, OH, OW), the same for every cell of a window
-    dxp = _scatter_windows(cache.padded_shape, dy.dtype, cache.geom, lambda i, j: share)
+    dxp = _scatter_windows(np.zeros(cache.padded_shape, dy.dtype), cache.geom, lambda k: share)
     return _unpad(dxp, cache.geom.pads)
 
 
@@ -204,15 +265,20 @@ def linear_forward(x, w, b):
     """
     _checks.linear(x, w, b)
     x2 = x.reshape(x.shape[0], -1)  # (N, D)
-    y = x2 @ w.T + b
+    y = x2 @ w.T  # w.T is a transposed view: BLAS reads it as it is
+    y += b
     cache = Cache(op="linear", shape=y.shape, dtype=x.dtype, x2=x2, w=w, x_shape=x.shape)
     return y, cache  # (N, out)
 
 
-def linear_backward(dy, cache):
-    """Gradients of linear_forward: (dx (N, ...), dw (out, D), db (out,))."""
+def linear_backward(dy, cache, input_grad=True):
+    """Gradients of linear_forward: (dx (N, ...), dw (out, D), db (out,)).
+
+    ``input_grad=False`` returns dx = None and skips its GEMM (a network's first layer).
+    """
     _checks.grad_output(dy, cache, "linear")
-    dx = (dy @ cache.w).reshape(cache.x_shape)
+    input_grad = _checks.boolean("input_grad", input_grad)
+    dx = (dy @ cache.w).reshape(cache.x_shape) if input_grad else None
     return dx, dy.T @ cache.x2, dy.sum(axis=0)
 
 
@@ -230,7 +296,7 @@ def relu_forward(x):
 def relu_backward(dy, cache):
     """Gradient of relu_forward: dx, shaped like x."""
     _checks.grad_output(dy, cache, "relu")
-    return np.where(cache.positive, dy, 0)
+    return dy * cache.positive
 
 
 def sigmoid_forward(x):
@@ -428,9 +494,17 @@ def dropout_backward(dy, cache):
 
 
 def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
-    """s[:, c] = sum_{c' = c - before}^{c + after} a[:, c'] of a (N, C, H, W), zero outside."""
+    """s[:, c] = sum_{c' = c - before}^{c + after} a[:, c'] of a (N, C, H, W), zero outside.
+
+    A loop over the window's before + after + 1 channel shifts, each one whole-array add of
+    contiguous blocks (a reduction over a strided window axis would walk memory C*H*W apart).
+    """
+    c = a.shape[1]
     ap = np.pad(a, ((0, 0), (before, after), (0, 0), (0, 0)))  # (N, C+before+after, H, W)
-    return sliding_window_view(ap, before + after + 1, axis=1).sum(axis=-1)  # (N, C, H, W)
+    s = ap[:, :c].copy()
+    for shift in range(1, before + after + 1):
+        s += ap[:, shift:shift + c]
+    return s  # (N, C, H, W)
 
 
 def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
@@ -446,18 +520,20 @@ def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
     _checks.local_response_norm(x, size, alpha, beta, k)
     alpha, beta, k = float(alpha), float(beta), float(k)
     d = k + alpha / size * _channel_window_sum(x * x, size // 2, (size - 1) // 2)
-    y = x * d ** -beta
-    cache = Cache(op="local_response_norm", shape=y.shape, dtype=x.dtype, x=x, d=d, size=size,
-                  alpha=alpha, beta=beta)
+    d_pow = d ** -beta  # kept: the backward's d^(-beta-1) is d_pow / d, no second power
+    y = x * d_pow
+    cache = Cache(op="local_response_norm", shape=y.shape, dtype=x.dtype, x=x, d=d, d_pow=d_pow,
+                  size=size, alpha=alpha, beta=beta)
     return y, cache  # (N, C, H, W)
 
 
 def local_response_norm_backward(dy, cache):
     """Gradient of local_response_norm_forward: dx (N, C, H, W)."""
     _checks.grad_output(dy, cache, "local_response_norm")
-    x, d, size, alpha, beta = cache.x, cache.d, cache.size, cache.alpha, cache.beta
-    through_d = _channel_window_sum(dy * x * d ** (-beta - 1), (size - 1) // 2, size // 2)
-    return dy * d ** -beta - (2 * beta * alpha / size) * x * through_d
+    x, d, d_pow, size = cache.x, cache.d, cache.d_pow, cache.size
+    alpha, beta = cache.alpha, cache.beta
+    through_d = _channel_window_sum(dy * x * d_pow / d, (size - 1) // 2, size // 2)
+    return dy * d_pow - (2 * beta * alpha / size) * x * through_d
 
 
 def l2_regularization(weights, weight_decay):

@@ -29,7 +29,7 @@ def _loss_and_grads(model: Model, x: np.ndarray, y: np.ndarray,
     """Forward in training mode, loss, backward: fills model.grads, returns the loss."""
     logits = model.forward(x, training=True, masks=masks)  # (N, K)
     data_loss, dlogits = ops.softmax_cross_entropy(logits, y)
-    model.backward(dlogits)
+    model.backward(dlogits, input_grad=False)
     decayed = {key: model.params[key] for key in model.spec.decayed()}
     l2_loss, l2_grads = ops.l2_regularization(decayed, model.spec.weight_decay)
     for key, g in l2_grads.items():

@@ -121,12 +121,20 @@ def _forward(op: str, fn, *arrays: np.ndarray) -> tuple[np.ndarray, Cache]:
     return _numpy(output), _cache(op, tape, inputs, output)
 
 
-def _backward(dy: np.ndarray, cache: Cache, op: str) -> list[np.ndarray]:
-    """The gradients of ``op``'s output, weighted by ``dy``, for every input the forward watched."""
+def _backward(dy: np.ndarray, cache: Cache, op: str,
+              input_grad: object = True) -> list[np.ndarray | None]:
+    """The gradients of ``op``'s output, weighted by ``dy``, for every input the forward watched.
+
+    ``input_grad=False`` leaves the first input (x) out of the tape's request, so its gradient
+    is not computed, and returns None in its place.
+    """
     _checks.grad_output(dy, cache, op)
-    grads = cache.tape.gradient(cache.output, cache.inputs, output_gradients=_tensor(dy),
+    input_grad = _checks.boolean("input_grad", input_grad)
+    inputs = cache.inputs if input_grad else cache.inputs[1:]
+    grads = cache.tape.gradient(cache.output, inputs, output_gradients=_tensor(dy),
                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return [_numpy(g) for g in grads]
+    grads = [_numpy(g) for g in grads]
+    return grads if input_grad else [None, *grads]
 
 
 def _loss_and_grads(fn, *arrays: np.ndarray) -> tuple[np.generic, list[np.ndarray]]:
@@ -191,9 +199,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1,
     return _forward("conv2d", conv, x, w, b)
 
 
-def conv2d_backward(dy: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_backward(dy: np.ndarray, cache: Cache,
+                    input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Same contract as impls/numpy/ops.py::conv2d_backward."""
-    dx, dw, db = _backward(dy, cache, "conv2d")
+    dx, dw, db = _backward(dy, cache, "conv2d", input_grad)
     return dx, dw, db
 
 
@@ -270,9 +279,10 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
     return _forward("linear", linear, x, w, b)
 
 
-def linear_backward(dy: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_backward(dy: np.ndarray, cache: Cache,
+                    input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Same contract as impls/numpy/ops.py::linear_backward."""
-    dx, dw, db = _backward(dy, cache, "linear")
+    dx, dw, db = _backward(dy, cache, "linear", input_grad)
     return dx, dw, db
 
 

@@ -49,14 +49,19 @@ def _result(op: str, y: torch.Tensor, inputs: tuple[torch.Tensor, ...]):
     return out, _checks.Cache(op=op, shape=out.shape, dtype=out.dtype, inputs=inputs, output=y)
 
 
-def _grads(dy: np.ndarray, cache: _checks.Cache) -> tuple[np.ndarray, ...]:
+def _grads(dy: np.ndarray, cache: _checks.Cache,
+           input_grad: bool = True) -> tuple[np.ndarray | None, ...]:
     """Gradients of the cached output, weighted by ``dy``, with respect to the cached inputs.
 
     retain_graph=True keeps the graph alive, so backward may be called again on the same cache.
+    ``input_grad=False`` leaves the first input (x) out: autograd then skips its part of the
+    graph, and its gradient is returned as None.
     """
-    grads = torch.autograd.grad(cache.output, cache.inputs, grad_outputs=_tensor(dy),
+    inputs = cache.inputs if input_grad else cache.inputs[1:]
+    grads = torch.autograd.grad(cache.output, inputs, grad_outputs=_tensor(dy),
                                 retain_graph=True)
-    return tuple(_numpy(g) for g in grads)
+    grads = tuple(_numpy(g) for g in grads)
+    return grads if input_grad else (None, *grads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,10 +147,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     return _result("conv2d", y, (xt, wt, bt))
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, input_grad=True):
     """Same contract as impls/numpy/ops.py::conv2d_backward."""
     _checks.grad_output(dy, cache, "conv2d")
-    return _grads(dy, cache)  # (dx, dw, db)
+    return _grads(dy, cache, _checks.boolean("input_grad", input_grad))  # (dx, dw, db)
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
@@ -200,10 +205,11 @@ def linear_forward(x, w, b):
     return _result("linear", y, (xt, wt, bt))
 
 
-def linear_backward(dy, cache):
+def linear_backward(dy, cache, input_grad=True):
     """Same contract as impls/numpy/ops.py::linear_backward."""
     _checks.grad_output(dy, cache, "linear")
-    return _grads(dy, cache)  # (dx, dw, db), dx in x's shape since xt is the unflattened leaf
+    # (dx, dw, db), dx in x's shape since xt is the unflattened leaf
+    return _grads(dy, cache, _checks.boolean("input_grad", input_grad))
 
 
 def relu_forward(x):
