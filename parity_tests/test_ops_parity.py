@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import impls
+from impls import _checks
 from parity_tests.cases import CASES, Case, inputs, run, upstream
 from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error, tolerance
@@ -166,4 +167,30 @@ def test_numpy_conv_in_batch_slices_matches_reference(case: Case, dtype: str,
     # backend run im2col, the GEMMs and col2im one sample at a time.
     numpy_backend = impls.load("numpy")
     monkeypatch.setattr(numpy_backend.ops, "IM2COL_BYTES", 1)
+    assert_outputs_match(run(numpy_backend, case, dtype), reference_result(case), case, dtype)
+
+
+def _disjoint_windows(case: Case) -> bool:
+    x = inputs(case, "float64")["x"]
+    geom = _checks.pool2d(x, case.params["kernel_size"], case.params.get("stride"),
+                          case.params.get("padding", 0))
+    return all(s >= k for s, k in zip(geom.stride, geom.kernel))
+
+
+DISJOINT_MAX_POOL_CASES = [case for case in CASES
+                           if case.op == "max_pool2d" and _disjoint_windows(case)]
+
+
+def test_many_max_pool_cases_have_disjoint_windows() -> None:
+    assert len(DISJOINT_MAX_POOL_CASES) >= 40
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DISJOINT_MAX_POOL_CASES, ids=_case_id)
+def test_numpy_max_pool_by_window_argmax_matches_reference(
+        case: Case, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only windows of ARGMAX_WINDOW_CELLS or more take this path in use (8x8); a threshold of
+    # 1 sends every disjoint case of the table through it.
+    numpy_backend = impls.load("numpy")
+    monkeypatch.setattr(numpy_backend.ops, "ARGMAX_WINDOW_CELLS", 1)
     assert_outputs_match(run(numpy_backend, case, dtype), reference_result(case), case, dtype)
