@@ -13,6 +13,9 @@ the names to them. Coupled weight decay is added to the gradient before the rule
 "native" (torch.optim / keras.optimizers) and "textbook" (this file, mirrored with their tensor
 ops); NumPy has only the textbook, so "auto", "textbook" and "native" all mean it.
 
+The rules update in place (``m *= b1; m += ...``) rather than ``m[...] = b1 * m + ...``: the
+same arithmetic in the same order, with fewer temporaries.
+
 Hyperparameters are Python floats: NumPy 2 treats Python floats as "weak" scalars, so a float32
 model stays float32 through every update.
 """
@@ -82,9 +85,16 @@ def _adam(w, g, state, lr, hp):
     b1, b2 = hp["beta1"], hp["beta2"]
     m, v = _zeros(state, "m", w), _zeros(state, "v", w)
     t = state["t"] = state.get("t", 0) + 1
-    m[...] = b1 * m + (1 - b1) * g
-    v[...] = b2 * v + (1 - b2) * (g * g)
-    w -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + hp["eps"])
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    denominator = np.sqrt(v / (1 - b2**t))
+    denominator += hp["eps"]
+    step = m / (1 - b1**t)
+    step *= lr
+    step /= denominator
+    w -= step
 
 
 _RULES = {
