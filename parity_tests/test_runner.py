@@ -88,12 +88,16 @@ def test_cells_are_ok_and_rows_hold_every_metric_with_its_unit(main_run):
                                          "fc3.bias", "fc3.weight", "fc4.bias", "fc4.weight"]
         record = json.loads((main_run / "cells" / f"{cid}.json").read_text())
         assert record["environment"]["thread_settings"]["threads"] == os.cpu_count()
+        # every cell keeps freed memory in its heap (reports/environment.py:keep_freed_memory)
+        if sys.platform.startswith("linux"):
+            assert record["environment"]["allocator"]["setting"].startswith("glibc mallopt")
 
 
 def test_op_cells_time_forward_and_backward_and_the_reference_its_small_size(main_run):
     rows = [r for r in load(main_run)["rows"] if r["kind"] == "op"]
-    assert {r["metric"] for r in rows} == {"time_median", "time_p90", "peak_rss"}
-    rows = [r for r in rows if r["metric"] != "peak_rss"]
+    assert {r["metric"] for r in rows} == {"time_median", "time_p90", "gflops", "peak_rss"}
+    assert {r["op"] for r in rows if r["metric"] == "gflops"} == {"linear"}  # not relu
+    rows = [r for r in rows if r["metric"] not in ("peak_rss", "gflops")]
     numpy_sizes = {r["size"] for r in rows if r["framework"] == "numpy" and r["op"] == "relu"}
     reference = {(r["op"], r["size"], r["direction"], r["metric"]) for r in rows
                  if r["framework"] == "reference"}
@@ -318,7 +322,7 @@ def test_help_documents_the_options(capsys):
                    "--run-id", "--workers", "--scheduler", "--resume", "--no-ops",
                    "--baseline", "--check", "--threads", "--timeout"):
         assert option in text
-    assert "(default: adam)" in text and "(default: 32)" in text
+    assert "(default: adam)" in text and "(default: 32; --full: 100)" in text
 
 
 def test_a_failing_renderer_leaves_the_results_saved(main_run, tmp_path, monkeypatch, capsys):

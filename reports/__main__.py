@@ -1,4 +1,4 @@
-"""Command line: ``python -m reports train | run | cell | render ...`` (see ``--help``)."""
+"""Command line: ``python -m reports train | run | bench | cell | render ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import impls  # noqa: E402
 from impls.data import DATASETS  # noqa: E402
 from reference.models import MODELS  # noqa: E402
 
+from .bench import add_bench_parser  # noqa: E402
 from .io import write_csv_atomic, write_json_atomic  # noqa: E402
 from .runner import add_run_parser  # noqa: E402
 
@@ -73,7 +74,10 @@ def _pick(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from .environment import keep_freed_memory
     from .training import train
+
+    keep_freed_memory()  # as in the runner's cells (reports/environment.py says why)
 
     optimizer_options = _pick(args, ("momentum", "alpha", "beta1", "beta2", "eps",
                                      "weight_decay", "implementation"))
@@ -117,7 +121,8 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
                     "results.json, environment.json and baseline.json alone (docs/results.md). "
                     "Runs and imports no backend.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                   help="a run directory of `python -m reports run`, e.g. reports/out/latest")
+                   help="a run directory of `python -m reports run` or `bench`, e.g. "
+                        "reports/out/latest or reports/out/latest-bench")
     p.set_defaults(handler=_run_render)
 
 
@@ -135,7 +140,8 @@ def _add_cell(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cell", help="measure one cell of a run in this process (the runner starts these)",
         description="Measure one cell (docs/results.md): read the spec, import only its "
-                    "framework, set its threads, train or benchmark, and write the cell record "
+                    "framework, set its threads, train or benchmark (step and op cells), and "
+                    "write the cell record "
                     "to OUT atomically. Exit status 1 (and a 'failed' record) on an error.")
     p.add_argument("spec", type=Path, help="the cell spec, a JSON file")
     p.add_argument("out", type=Path, help="where to write the cell record (JSON)")
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     add_run_parser(sub)
+    add_bench_parser(sub)
     _add_cell(sub)
     _add_render(sub)
     return parser

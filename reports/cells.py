@@ -9,6 +9,10 @@ writes its record (docs/results.md) to OUT.json atomically. Specs:
   from the seed's canonical weights, timing every step; the final weights go to
   ``spec["weights_path"]`` (a .npz) when given.
 - ``{"kind": "ops", "framework", "preset"}``: ``reports.opbench`` op timings.
+- ``{"kind": "step", "framework", "model", "input_shape", "num_classes", "batch_size",
+  "dtype", "optimizer", "lr", "warmup", "repeats", "threads", "gemm_size"}``: the benchmark
+  (``python -m reports bench``): training-step and inference latency on one synthetic batch,
+  the step's peak memory and FLOP rate, and the framework's own GEMM rate.
 
 Fault injection, for testing the runner's robustness: a cell whose id matches one of the
 comma-separated glob patterns in ``$CNN_ROSETTA_FAIL_CELLS`` raises before measuring.
@@ -16,18 +20,20 @@ comma-separated glob patterns in ``$CNN_ROSETTA_FAIL_CELLS`` raises before measu
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import os
 import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .environment import environment
+from .environment import environment, keep_freed_memory
 from .io import save_npz_atomic, write_json_atomic
 
 ROW_FIELDS = ("cell", "kind", "framework", "model", "dataset", "seed", "op", "size",
@@ -41,13 +47,36 @@ SPEC_DEFAULTS: dict[str, dict[str, Any]] = {
               "dtype": "float32", "data_dir": None, "dataset_options": {},
               "shared_masks": True, "warmup_steps": WARMUP_STEPS},
     "ops": {"preset": "quick", "dtype": "float32"},
+    # sgd: the cheapest update, so that the step measures the network
+    "step": {"seed": 0, "batch_size": 100, "dtype": "float32", "optimizer": "sgd", "lr": 0.01,
+             "warmup": 5, "repeats": 30, "gemm_size": 2048},
 }
+# Each model's input (C, H, W) and class count in the tutorial it comes from (the comments in
+# reference/models.py name them): the step cells run each model at this size.
+TUTORIAL_INPUTS: dict[str, tuple[tuple[int, int, int], int]] = {
+    # "Deep Learning from Scratch": SimpleConvNet, DeepConvNet and MultiLayerNet(Extend) on
+    # MNIST, loaded as (1, 28, 28), 10 digits
+    "simple_cnn": ((1, 28, 28), 10),
+    "deep_cnn": ((1, 28, 28), 10),
+    "mlp": ((1, 28, 28), 10),
+    # cs231n assignment 2: ThreeLayerConvNet on CIFAR-10, (3, 32, 32), 10 classes
+    "three_layer_cnn": ((3, 32, 32), 10),
+    # deeplearning.ai course 4 week 1: the SIGNS images, 64x64 RGB, 6 signs
+    "signs_cnn": ((3, 64, 64), 6),
+    # the TensorFlow CIFAR-10 network as the project's tutorial feeds it: whole CIFAR-10 images
+    # (its placeholder is [None, 32, 32, 3]); TensorFlow's own cifar10 example crops to 24x24
+    "cifar_lrn_cnn": ((3, 32, 32), 10),
+}
+GEMM_REPEATS = 5  # timed matmuls of the GEMM rate, after one warm-up
 
 
 def cell_id(spec: dict[str, Any]) -> str:
-    """``train-<framework>-<model>-<dataset>-seed<seed>`` or ``ops-<framework>``."""
+    """``train-<framework>-<model>-<dataset>-seed<seed>``, ``ops-<framework>`` or
+    ``step-<framework>-<model>``."""
     if spec["kind"] == "ops":
         return f"ops-{spec['framework']}"
+    if spec["kind"] == "step":
+        return f"step-{spec['framework']}-{spec['model']}"
     return f"train-{spec['framework']}-{spec['model']}-{spec['dataset']}-seed{spec['seed']}"
 
 
@@ -114,15 +143,22 @@ def _percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1e3, q))
 
 
-def inference_latency(model: Any, x: np.ndarray, repeats: int = INFERENCE_REPEATS) -> float:
-    """Median time (ms) of ``model.predict`` on the batch ``x``, after one warm-up call."""
-    model.predict(x, batch_size=len(x))
-    times = []
+def timed(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn``, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict(x, batch_size=len(x))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def inference_latency(model: Any, x: np.ndarray, repeats: int = INFERENCE_REPEATS) -> float:
+    """Median time (ms) of ``model.predict`` on the batch ``x``, after one warm-up call."""
+    seconds = timed(lambda: model.predict(x, batch_size=len(x)), 1, repeats)
+    return _percentile_ms(seconds, 50)
 
 
 def peak_rss_mib() -> float:
@@ -199,6 +235,160 @@ def ops_cell(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# step cells: the benchmark
+
+
+def _proc_status_mib() -> dict[str, float]:
+    """VmRSS (resident now) and VmHWM (its peak) of this process, MiB, from /proc."""
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 2**10  # kB
+    return found
+
+
+def trim_heap() -> None:
+    """Give the C heap's free memory back to the OS (glibc's malloc_trim).
+
+    glibc keeps freed blocks for reuse, so after a few steps the memory a step allocates and
+    frees is already resident before the next one: without the trim, a growth measured from
+    the RSS before a step misses it (measured here: a NumPy MLP step 0.0 MiB untrimmed, a
+    PyTorch simple_cnn step 0.0 MiB untrimmed and 41 MiB trimmed). A no-op without glibc.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def resident_mib() -> float:
+    """This process's resident memory now (VmRSS); where /proc is missing, the lifetime peak."""
+    try:
+        return _proc_status_mib()["VmRSS"]
+    except (OSError, KeyError):
+        return peak_rss_mib()
+
+
+def peak_growth(fn: Callable[[], Any]) -> tuple[Any, float, float, str]:
+    """``(fn(), growth, before, method)``: how far this process's peak resident memory rose
+    during ``fn`` above its resident memory ``before`` it (MiB, growth >= 0).
+
+    Linux: the C heap is trimmed, then writing "5" to /proc/self/clear_refs resets the peak
+    (VmHWM) to the current RSS, so the growth is VmHWM after minus VmRSS before. Elsewhere only
+    the lifetime peak ru_maxrss exists: the growth of that peak is a lower bound (0 when ``fn``
+    stays below an earlier peak), and ``method`` says so.
+    """
+    trim_heap()
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        before = _proc_status_mib()["VmRSS"]
+    except (OSError, KeyError):
+        before = peak_rss_mib()
+        result = fn()
+        return result, max(0.0, peak_rss_mib() - before), before, (
+            "growth of the lifetime peak RSS (ru_maxrss; no /proc/self/clear_refs here): a "
+            "lower bound, 0 when the steps stay below an earlier peak")
+    result = fn()
+    return result, max(0.0, _proc_status_mib()["VmHWM"] - before), before, (
+        "peak RSS during the timed steps (VmHWM, reset through /proc/self/clear_refs) minus "
+        "the RSS just before them, the C heap trimmed (malloc_trim) first")
+
+
+def _matmul(framework: str, a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
+    """The framework's own float32 matmul of a and b, operands already in its tensors."""
+    if framework == "torch":
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        return lambda: torch.mm(ta, tb)
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        ta, tb = tf.constant(a, dtype=tf.float32), tf.constant(b, dtype=tf.float32)
+        # eager CPU kernels run synchronously: the call returns with the product computed
+        return lambda: tf.linalg.matmul(ta, tb)
+    return lambda: a @ b
+
+
+def gemm_rate(framework: str, n: int, repeats: int = GEMM_REPEATS) -> float:
+    """GFLOP/s of ``framework``'s float32 matmul of two n x n matrices (2 n^3 FLOPs), from the
+    median of ``repeats`` calls after one warm-up: the rate its BLAS reaches on this machine."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    seconds = timed(_matmul(framework, a, b), 1, repeats)
+    return 2 * n**3 / float(np.median(seconds)) / 1e9
+
+
+def step_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    """Benchmark one model's training step and inference in one framework (docs/results.md).
+
+    The model starts from the canonical weights of ``spec["seed"]``; the batch is synthetic,
+    drawn from a NumPy generator seeded the same way, so every framework sees the same numbers.
+    """
+    import impls
+    from reference.models import initial_weights, resolve
+
+    from .flops import step_flops
+
+    B = impls.load(spec["framework"])
+    shape, classes = tuple(spec["input_shape"]), spec["num_classes"]
+    batch, dtype, seed = spec["batch_size"], spec["dtype"], spec["seed"]
+    model = B.build_model(spec["model"], input_shape=shape, num_classes=classes, seed=seed,
+                          dtype=dtype)
+    model_spec = resolve(spec["model"], shape, classes)
+    model.set_weights(initial_weights(model_spec, seed, dtype))
+    opt = B.build_optimizer(spec["optimizer"], model, lr=spec["lr"])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *shape)).astype(dtype)  # (B, C, H, W)
+    y = rng.integers(0, classes, batch)  # (B,)
+
+    # rng=None: dropout draws from the framework's own generator, as a user's step does
+    def step() -> None:
+        B.train_step(model, opt, x, y)
+
+    trim_heap()
+    start = resident_mib()
+    timed(step, spec["warmup"], 0)
+    steps, memory, before, how = peak_growth(lambda: timed(step, 0, spec["repeats"]))
+    inference = timed(lambda: model.predict(x, batch_size=batch), max(spec["warmup"], 1),
+                      spec["repeats"])
+    gflop = step_flops(model_spec, batch) / 1e9
+    median = float(np.median(steps))
+    cid = cell_id(spec)
+
+    def row(metric: str, value: float, unit: str) -> dict[str, Any]:
+        return make_row(cid, metric, value, unit, kind="step", framework=spec["framework"],
+                        model=spec["model"], seed=seed)
+
+    rows = [row("step_latency_median", median * 1e3, "ms"),
+            row("step_latency_p90", _percentile_ms(steps, 90), "ms"),
+            row("throughput", batch / median, "images/s"),
+            row("inference_latency", _percentile_ms(inference, 50), "ms"),
+            row("inference_latency_p90", _percentile_ms(inference, 90), "ms"),
+            row("step_peak_memory", memory, "MiB"),
+            row("step_peak_memory_from_start", max(0.0, before + memory - start), "MiB"),
+            row("step_gflop", gflop, "GFLOP"),
+            row("step_gflops", gflop / median, "GFLOP/s")]
+    gemm = ""
+    if spec["gemm_size"]:
+        rows.append(row("gemm_gflops", gemm_rate(spec["framework"], spec["gemm_size"]),
+                        "GFLOP/s"))
+        gemm = (f"; GEMM: {spec['gemm_size']}x{spec['gemm_size']} float32 matmul, median of "
+                f"{GEMM_REPEATS} after a warm-up")
+    rows.append(row("peak_rss", peak_rss_mib(), "MiB"))
+    note = (f"one synthetic batch of {batch} x {shape}, {dtype}, {spec['optimizer']} lr "
+            f"{spec['lr']}: {spec['warmup']} warm-up steps, then {spec['repeats']} timed; "
+            f"inference: model.predict on the batch, as many calls; step FLOPs: conv and "
+            f"linear multiply-adds (reports/flops.py); memory: {how} (from start: the same "
+            f"peak minus the RSS before the first warm-up step){gemm}")
+    return {"rows": rows, "note": note}
+
+
+# ---------------------------------------------------------------------------------------------
 # the cell process
 
 
@@ -207,7 +397,11 @@ def with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
     kind = spec.get("kind")
     if kind not in SPEC_DEFAULTS:
         raise ValueError(f"spec kind: got {kind!r}, expected one of {', '.join(SPEC_DEFAULTS)}")
-    return {**SPEC_DEFAULTS[kind], **spec}
+    defaults = dict(SPEC_DEFAULTS[kind])
+    if kind == "step" and spec.get("model") in TUTORIAL_INPUTS:
+        shape, classes = TUTORIAL_INPUTS[spec["model"]]
+        defaults.update(input_shape=list(shape), num_classes=classes)
+    return {**defaults, **spec}
 
 
 def _injected_failure(cid: str) -> bool:
@@ -230,8 +424,14 @@ def run_cell(spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]
     load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
     settings = configure_threads(spec["framework"], threads)
+    keep_freed_memory()  # the same allocator settings in every framework's cell
     framework = spec["framework"] if spec["framework"] in ("torch", "tensorflow") else None
-    measured = (train_cell(spec, weights_path) if spec["kind"] == "train" else ops_cell(spec))
+    if spec["kind"] == "train":
+        measured = train_cell(spec, weights_path)
+    elif spec["kind"] == "step":
+        measured = step_cell(spec)
+    else:
+        measured = ops_cell(spec)
     env = {**environment(framework), "thread_settings": settings,
            "load_average_at_start": load_at_start}
     return record(spec, "ok", note=measured["note"], rows=measured["rows"],

@@ -6,11 +6,15 @@ framework's time includes its conversions at the edges (NumPy -> tensor -> NumPy
 in TensorFlow). The sizes of a preset vary the batch, the image size and the channels one at a
 time, so scaling shows; the first size of every op is small enough for the slow loop-based
 reference (``framework="reference"``), which runs only that size, to show the NumPy speed-up.
+The full preset adds, for the reference too, the convolution issue 5 names (N=64, C=3, 32x32,
+F=32, k=5): the speed-up at a real first layer's size.
 
 Timing: ``warmup`` calls first (caches, tracing, thread start-up), then ``repeats`` timed
 repeats; a repeat runs the call ``number`` times, ``number`` chosen so that a repeat lasts at
 least ``min_seconds`` (tiny ops would otherwise measure the clock). Quoted: the median and the
-90th percentile of the per-call times, in milliseconds.
+90th percentile of the per-call times, in milliseconds, and for conv2d and linear the FLOP
+rate of the median (reports/flops.py: the multiply-adds; backward = dx and dW, twice the
+forward).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import numpy as np
 
 import impls
 
+from .flops import conv2d_flops, linear_flops
+
 OPS = ("conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "batchnorm",
        "local_response_norm", "softmax_cross_entropy")
 
@@ -37,6 +43,8 @@ _IMAGE_SMALL = dict(N=8, C=4, H=8, W=8)
 _QUICK_IMAGES = (_IMAGE_SMALL, dict(N=32, C=16, H=14, W=14), dict(N=128, C=16, H=14, W=14),
                  dict(N=32, C=16, H=28, W=28))
 _FULL_IMAGES = _QUICK_IMAGES + (dict(N=32, C=64, H=28, W=28), dict(N=128, C=32, H=32, W=32))
+# the convolution issue 5 compares with the loop reference: a CIFAR-sized first layer
+ISSUE_CONV = dict(N=64, C=3, H=32, W=32, F=32, k=5)
 
 SIZES: dict[str, dict[str, tuple[dict[str, int], ...]]] = {
     "quick": {
@@ -56,8 +64,7 @@ SIZES: dict[str, dict[str, tuple[dict[str, int], ...]]] = {
     "full": {
         "conv2d": (dict(N=8, C=1, H=8, W=8, F=8, k=3), dict(N=32, C=1, H=28, W=28, F=8, k=5),
                    dict(N=128, C=1, H=28, W=28, F=8, k=5),
-                   dict(N=32, C=16, H=14, W=14, F=32, k=3),
-                   dict(N=64, C=3, H=32, W=32, F=32, k=5),
+                   dict(N=32, C=16, H=14, W=14, F=32, k=3), ISSUE_CONV,
                    dict(N=64, C=64, H=16, W=16, F=64, k=5),
                    dict(N=64, C=32, H=32, W=32, F=64, k=3)),
         "max_pool2d": tuple({**s, "k": 2} for s in _FULL_IMAGES),
@@ -74,17 +81,24 @@ SIZES: dict[str, dict[str, tuple[dict[str, int], ...]]] = {
     },
 }
 
+# Sizes the reference runs besides each op's first, with their own timing: the loop reference
+# took 9 s forward and 14 s backward for ISSUE_CONV here, so no warm-up and one repeat.
+REFERENCE_EXTRA: dict[str, dict[str, tuple[dict[str, int], ...]]] = {
+    "quick": {}, "full": {"conv2d": (ISSUE_CONV,)}}
 # warm-up calls, timed repeats, shortest repeat (s)
-TIMING = {"quick": (2, 5, 0.002), "full": (3, 15, 0.01), "reference": (1, 3, 0.0)}
+TIMING = {"quick": (2, 5, 0.002), "full": (3, 15, 0.01), "reference": (1, 3, 0.0),
+          "reference_extra": (0, 1, 0.0)}
 
 
 @dataclass(frozen=True)
 class Case:
     """One op at one size: ``forward()`` runs the forward; ``backward(out)`` the backward on
-    the cache of a forward output ``out`` (None: the op returns its gradient itself)."""
+    the cache of a forward output ``out`` (None: the op returns its gradient itself);
+    ``flops``: the forward's FLOPs where they are counted (conv2d, linear), else None."""
 
     forward: Callable[[], Any]
     backward: Callable[[Any], Any] | None
+    flops: int | None = None
 
 
 def size_label(size: dict[str, int]) -> str:
@@ -100,11 +114,17 @@ def load_backend(framework: str) -> ModuleType:
 
 
 def _with_dy(forward: Callable[[], Any], backward: Callable[..., Any],
-             rng: np.random.Generator, dtype: str) -> Case:
-    """A case whose backward takes (dy, cache): dy drawn once, shaped like the output."""
-    y = forward()[0]
-    dy = rng.standard_normal(np.shape(y)).astype(dtype)
-    return Case(forward, lambda out: backward(dy, out[1]))
+             rng: np.random.Generator, dtype: str, flops: int | None = None) -> Case:
+    """A case whose backward takes (dy, cache): dy drawn once, at the first backward, shaped
+    like the output (no extra forward call: the reference's take seconds)."""
+    drawn: list[np.ndarray] = []
+
+    def run_backward(out: Any) -> Any:
+        if not drawn:
+            drawn.append(rng.standard_normal(np.shape(out[0])).astype(dtype))
+        return backward(drawn[0], out[1])
+
+    return Case(forward, run_backward, flops)
 
 
 def make_case(B: ModuleType, op: str, s: dict[str, int], rng: np.random.Generator,
@@ -119,12 +139,15 @@ def make_case(B: ModuleType, op: str, s: dict[str, int], rng: np.random.Generato
         return Case(lambda: B.softmax_cross_entropy(logits, labels), None)
     if op == "linear":
         x, w, b = arr(s["N"], s["D"]), arr(s["F"], s["D"]), arr(s["F"])
-        return _with_dy(lambda: B.linear_forward(x, w, b), B.linear_backward, rng, dtype)
+        return _with_dy(lambda: B.linear_forward(x, w, b), B.linear_backward, rng, dtype,
+                        linear_flops(s["N"], s["D"], s["F"]))
     x = arr(s["N"], s["C"], s["H"], s["W"])  # (N, C, H, W)
     if op == "conv2d":
         w, b = arr(s["F"], s["C"], s["k"], s["k"]), arr(s["F"])
-        return _with_dy(lambda: B.conv2d_forward(x, w, b, 1, s["k"] // 2), B.conv2d_backward,
-                        rng, dtype)
+        pad = s["k"] // 2
+        oh, ow = s["H"] + 2 * pad - s["k"] + 1, s["W"] + 2 * pad - s["k"] + 1  # stride 1
+        return _with_dy(lambda: B.conv2d_forward(x, w, b, 1, pad), B.conv2d_backward, rng,
+                        dtype, conv2d_flops(s["N"], s["C"], s["F"], oh, ow, s["k"], s["k"]))
     if op == "max_pool2d":
         return _with_dy(lambda: B.max_pool2d_forward(x, s["k"]), B.max_pool2d_backward,
                         rng, dtype)
@@ -145,49 +168,67 @@ def make_case(B: ModuleType, op: str, s: dict[str, int], rng: np.random.Generato
 
 
 def time_call(fn: Callable[[], Any], warmup: int, repeats: int,
-              min_seconds: float) -> tuple[float, float]:
-    """(median, 90th percentile) of the per-call time of ``fn``, in milliseconds."""
-    start = time.perf_counter()
-    for _ in range(max(warmup, 1)):
-        fn()
-    per_call = (time.perf_counter() - start) / max(warmup, 1)
-    number = max(1, math.ceil(min_seconds / per_call)) if per_call > 0 else 1
+              min_seconds: float) -> tuple[float, float, Any]:
+    """(median, 90th percentile) of the per-call time of ``fn`` in milliseconds, and the last
+    call's result. ``warmup`` 0: no untimed call, and every repeat is a single call (for calls
+    that take seconds)."""
+    out, number = None, 1
+    if warmup > 0:
+        start = time.perf_counter()
+        for _ in range(warmup):
+            out = fn()
+        per_call = (time.perf_counter() - start) / warmup
+        number = max(1, math.ceil(min_seconds / per_call)) if per_call > 0 else 1
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(number):
-            fn()
+            out = fn()
         times.append((time.perf_counter() - start) / number)
     ms = np.array(times) * 1e3
-    return float(np.median(ms)), float(np.percentile(ms, 90))
+    return float(np.median(ms)), float(np.percentile(ms, 90)), out
+
+
+def _sizes(framework: str, preset: str, op: str) -> list[tuple[dict[str, int], str]]:
+    """(size, timing key) of every size ``framework`` runs ``op`` at."""
+    if framework != "reference":
+        return [(size, preset) for size in SIZES[preset][op]]
+    return ([(SIZES[preset][op][0], "reference")]
+            + [(size, "reference_extra") for size in REFERENCE_EXTRA[preset].get(op, ())])
 
 
 def run(framework: str, preset: str = "quick", ops: tuple[str, ...] = OPS,
         seed: int = 0, dtype: str = "float32") -> list[dict[str, Any]]:
     """Time every op of ``ops`` at every size of ``preset`` ("quick" or "full") in
-    ``framework`` ("reference": only each op's first, small size, float64 inside).
+    ``framework`` ("reference": only each op's first, small size and REFERENCE_EXTRA's,
+    float64 inside).
 
     Returns rows ``{"op", "size", "direction", "metric", "value", "unit"}``: metrics
     ``time_median`` and ``time_p90`` in ms, directions "forward" and "backward";
-    softmax_cross_entropy returns its gradient with the loss, so it has "forward" only.
+    softmax_cross_entropy returns its gradient with the loss, so it has "forward" only; conv2d
+    and linear also ``gflops`` (GFLOP/s of the median).
     """
     if preset not in SIZES:
         raise ValueError(f"preset: got {preset!r}, expected one of {', '.join(SIZES)}")
     B = load_backend(framework)
-    warmup, repeats, min_seconds = TIMING["reference" if framework == "reference" else preset]
     rng = np.random.default_rng(seed)
     rows = []
     for op in ops:
-        sizes = SIZES[preset][op][:1] if framework == "reference" else SIZES[preset][op]
-        for size in sizes:
+        for size, timing in _sizes(framework, preset, op):
+            warmup, repeats, min_seconds = TIMING[timing]
             case = make_case(B, op, size, rng, dtype)
-            timings = {"forward": time_call(case.forward, warmup, repeats, min_seconds)}
+            median, p90, out = time_call(case.forward, warmup, repeats, min_seconds)
+            timings = {"forward": (median, p90)}
             if case.backward is not None:
-                out = case.forward()
-                timings["backward"] = time_call(lambda c=case, o=out: c.backward(o), warmup,
-                                                repeats, min_seconds)
+                median, p90, _ = time_call(lambda c=case, o=out: c.backward(o), warmup,
+                                           repeats, min_seconds)
+                timings["backward"] = (median, p90)
+            label = size_label(size)
             for direction, (median, p90) in timings.items():
-                for metric, value in (("time_median", median), ("time_p90", p90)):
-                    rows.append({"op": op, "size": size_label(size), "direction": direction,
-                                 "metric": metric, "value": value, "unit": "ms"})
+                found = [("time_median", median, "ms"), ("time_p90", p90, "ms")]
+                if case.flops is not None:  # backward: dx and dW, each as many as forward
+                    flops = case.flops * (2 if direction == "backward" else 1)
+                    found.append(("gflops", flops / (median * 1e-3) / 1e9, "GFLOP/s"))
+                rows += [{"op": op, "size": label, "direction": direction, "metric": metric,
+                          "value": value, "unit": unit} for metric, value, unit in found]
     return rows

@@ -135,7 +135,8 @@ def curves(rows: pd.DataFrame, quantity: str) -> bytes | None:
 def speed_bars(summary: pd.DataFrame) -> bytes | None:
     """Median training-step latency per model and framework; the error bar reaches the p90.
 
-    ``summary`` has framework, model, dataset, step_median, step_p90, parallel.
+    ``summary`` has framework, model, dataset, step_median, step_p90, parallel (the training
+    summary, or the benchmark's with one dataset value for all).
     """
     data = summary[summary["step_median"].notna()]
     if data.empty:
@@ -231,23 +232,24 @@ def op_scaling(times: pd.DataFrame) -> bytes | None:
 
 
 def reference_speedup(times: pd.DataFrame) -> pd.DataFrame:
-    """Per op, at the largest size both ran: reference ms, numpy ms, and their ratio."""
+    """Per op and size both ran: reference ms, numpy ms, and their ratio; ops in the rows'
+    order, each op's sizes from small to large."""
     ref = times[times["framework"] == "reference"]
     fast = times[times["framework"] == "numpy"]
     both = ref.merge(fast, on=["op", "size"], suffixes=("_ref", "_np"))
     both = both[both["ms_np"] > 0]
     if both.empty:
         return pd.DataFrame(columns=["op", "size", "reference_ms", "numpy_ms", "speedup"])
-    both = both.sort_values("size_value_ref").groupby("op", sort=False).tail(1)
     order = {op: i for i, op in enumerate(dict.fromkeys(times["op"]))}
-    both = both.sort_values("op", key=lambda s: s.map(order))
+    both = both.assign(rank=both["op"].map(order)).sort_values(
+        ["rank", "size_value_ref"], kind="stable")
     return pd.DataFrame({"op": both["op"], "size": both["size"],
                          "reference_ms": both["ms_ref"], "numpy_ms": both["ms_np"],
                          "speedup": both["ms_ref"] / both["ms_np"]}).reset_index(drop=True)
 
 
 def speedup_bars(speedup: pd.DataFrame) -> bytes | None:
-    """How many times faster the NumPy backend is than the loop reference, per op."""
+    """How many times faster the NumPy backend is than the loop reference, per op and size."""
     if speedup.empty:
         return None
     fig = Figure(figsize=(7.5, 0.4 * len(speedup) + 1.4), layout="constrained")
@@ -256,7 +258,8 @@ def speedup_bars(speedup: pd.DataFrame) -> bytes | None:
     y = np.arange(len(speedup))[::-1]
     ax.barh(y, speedup["speedup"], color=color("numpy"))
     for yi, value in zip(y, speedup["speedup"]):
-        ax.annotate(f"×{value:,.3g}", (value, yi), xytext=(3, 0), textcoords="offset points",
+        label = f"×{value:,.0f}" if value >= 1000 else f"×{value:.3g}"  # not 1.21e+03
+        ax.annotate(label, (value, yi), xytext=(3, 0), textcoords="offset points",
                     va="center", fontsize=8)
     ax.set_yticks(y, [f"{op} ({size})" for op, size in zip(speedup["op"], speedup["size"])],
                   fontsize=8)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import codepages, plots
 from .io import write_bytes_atomic, write_text_atomic
+from .opbench import ISSUE_CONV, size_label
 
 FIELDS = ("cell", "kind", "framework", "model", "dataset", "seed", "op", "size", "direction",
           "epoch", "step", "metric", "value", "unit", "parallel")
@@ -262,6 +263,8 @@ def _one_line(text: object, limit: int = 160) -> str:
 def _what_cell(spec: dict) -> str:
     if spec.get("kind") == "ops":
         return "op benchmarks"
+    if spec.get("kind") == "step":
+        return f"step benchmark: {spec.get('model')}"
     parts = [spec.get("model"), spec.get("dataset"),
              None if spec.get("seed") is None else f"seed {spec.get('seed')}"]
     return " / ".join(str(p) for p in parts if p is not None) or "—"
@@ -276,8 +279,23 @@ def measured_section(results: dict) -> list:
         found = list(dict.fromkeys(str(s.get(field)) for s in of if s.get(field) is not None))
         return ", ".join(found) or "—"
 
+    steps = [s for s in specs if s.get("kind") == "step"]
     blocks: list = [Heading(2, "What was measured")]
-    if cells:
+    if cells and steps:
+        counted = [f"{len(train)} training cells"] if train else []
+        counted += [f"{len(steps)} step-benchmark cells",
+                    f"{sum(s.get('kind') == 'ops' for s in specs)} op-benchmark cells"]
+        blocks.append(Bullets((
+            f"{len(cells)} cells: {', '.join(counted)}",
+            f"frameworks: {values('framework', specs)}",
+            "step benchmarks: models " + ", ".join(dict.fromkeys(
+                f"{s.get('model')} {tuple(s.get('input_shape') or ())}" for s in steps)),
+            f"batch size: {values('batch_size', steps)}; dtype: {values('dtype', steps)}; "
+            f"optimizer: {values('optimizer', steps)}, learning rate {values('lr', steps)}; "
+            f"warm-up steps: {values('warmup', steps)}; timed steps: "
+            f"{values('repeats', steps)}; threads: {values('threads', steps)}",
+        )))
+    elif cells:
         blocks.append(Bullets((
             f"{len(cells)} cells: {len(train)} training cells, "
             f"{sum(s.get('kind') == 'ops' for s in specs)} op-benchmark cells",
@@ -367,7 +385,30 @@ def speed_section(images: dict[str, bytes]) -> list:
     return blocks + [Image("speed", "training-step latency", caption)]
 
 
-def ops_section(times: pd.DataFrame, speedup: pd.DataFrame, images: dict[str, bytes]) -> list:
+def op_rates(rows: pd.DataFrame) -> Table | None:
+    """GFLOP/s of conv2d and linear per size and direction, a column per framework."""
+    data = rows[(rows["kind"] == "op") & (rows["metric"] == "gflops") & rows["value"].notna()]
+    if data.empty:
+        return None
+    frameworks = plots.ordered(data["framework"])
+    keys = list(dict.fromkeys(zip(data["op"], data["size"], data["direction"])))
+    keys.sort(key=lambda k: (_op_rank(k[0]), plots.size_value(k[1]), k[1], k[2] != "forward"))
+    table = []
+    for op, size, direction in keys:
+        at = data[(data["op"] == op) & (data["size"] == size) & (data["direction"] == direction)]
+        table.append((op, size, direction, *(
+            fmt(at.loc[at["framework"] == fw, "value"].median()) if (at["framework"] == fw).any()
+            else "—" for fw in frameworks)))
+    return Table(("op", "size", "direction", *frameworks), tuple(table))
+
+
+def _op_rank(op: object) -> int:
+    order = {name: i for i, name in enumerate(codepages.OPS)}
+    return order.get(op, len(order))
+
+
+def ops_section(times: pd.DataFrame, speedup: pd.DataFrame, images: dict[str, bytes],
+                rates: Table | None = None) -> list:
     blocks: list = [Heading(2, "Op benchmarks")]
     if times.empty:
         return blocks + [Para(NO_DATA + " The run has no op rows.")]
@@ -395,15 +436,27 @@ def ops_section(times: pd.DataFrame, speedup: pd.DataFrame, images: dict[str, by
     blocks += [Para("Forward + backward (ms, sum of the medians) at each op's largest size "
                     "(largest by the product of the size label's numbers, kernel squared):"),
                Table(("op", "size", *frameworks), tuple(table))]
+    if rates is not None:
+        blocks += [Para("FLOP rate (GFLOP/s) of conv2d and linear: the multiply-adds "
+                        "(reports/flops.py; backward = dx and dW, twice the forward) over the "
+                        "median time:"), rates]
     blocks.append(Heading(3, "The loop reference against the NumPy backend"))
     if speedup.empty:
         return blocks + [Para(NO_DATA + " (needs reference and numpy op rows at the same size)")]
     blocks.append(Image("reference_speedup", "reference vs NumPy speed-up",
                         "How many times faster the vectorised NumPy backend is than the loop "
-                        "reference, per op, at the largest size both ran."))
+                        "reference, per op, at every size both ran."))
     blocks.append(Table(("op", "size", "reference (ms)", "numpy (ms)", "speed-up"), tuple(
         (op, size, fmt(r), fmt(n), f"×{fmt(x)}") for op, size, r, n, x in
         speedup.itertuples(index=False))))
+    issue = speedup[(speedup["op"] == "conv2d") & (speedup["size"] == size_label(ISSUE_CONV))]
+    if not issue.empty:
+        r = issue.iloc[0]
+        blocks.append(Para(
+            f"At the size of issue 5 (conv2d `{r['size']}`: N=64, C=3, 32×32, F=32, k=5) the "
+            f"NumPy backend takes {fmt(r['numpy_ms'])} ms forward + backward and the loop "
+            f"reference {fmt(r['reference_ms'] / 1e3)} s (timed once each way, without "
+            f"warm-up): **×{fmt(r['speedup'])}**."))
     return blocks
 
 
@@ -493,24 +546,49 @@ def _regressions(comparison: Any) -> list:
     return blocks
 
 
-def definitions_section() -> list:
+_TRAIN_DEFINITIONS = (
+    "**test accuracy (%)**: the fraction of test images classified correctly after the "
+    "last epoch, ×100; mean ± sample standard deviation (ddof 1) over the seeds whose cell "
+    "finished (one seed: no ±). *seeds* counts the cells: finished / all.",
+    "**s / epoch**: wall-clock seconds of one training epoch, the median over every epoch "
+    "of every seed (the first epoch, with its warm-up, included).",
+    "**step median / p90 (ms)**: milliseconds per training step (forward, backward, "
+    "update) after warm-up, the median and 90th percentile within a cell; the table shows "
+    "the median of the cells' values over seeds.",
+    "**images / s**: training throughput, images per second (median over seeds).",
+    "**peak RSS (MiB)**: the cell process's peak resident memory, MiB (2^20 bytes); the "
+    "largest over seeds. Each cell runs in its own process, so this includes the "
+    "framework's own footprint.",
+    "**loss / weights dev. vs NumPy**: the largest normalised deviation "
+    "max|a − b| / max|b| of this framework's loss curve / final weights from the NumPy "
+    "backend's in the same run (same seed, same initial weights, same batches); the "
+    "largest over seeds. NumPy is the baseline of this comparison.",
+)
+_STEP_DEFINITIONS = (
+    "**step median / p90 (ms)** (benchmarks): milliseconds per training step (forward, "
+    "backward, SGD update) on one synthetic batch, over the timed steps after the warm-up "
+    "steps; **× PyTorch**: this median over PyTorch's for the same model in the same run "
+    "(below 1: faster than PyTorch).",
+    "**images / s** (benchmarks): the batch size over the median step time.",
+    "**inference (ms)**: the median time of `model.predict` on the same batch.",
+    "**GFLOP / step**, **GFLOP/s**: the multiply-adds of the model's convolutions and linear "
+    "layers in one step, counted from the model spec (reports/flops.py: forward, weight "
+    "gradient, input gradient except the first layer's; element-wise ops not counted), and "
+    "that count over the median step time. **% of GEMM**: GFLOP/s over the highest float32 "
+    "GEMM rate (2n³ FLOPs of an n × n matmul, each framework's own) measured in the run: how "
+    "close the step comes to the machine's limit.",
+    "**step memory (MiB)**: the growth of the cell process's peak resident memory during "
+    "the timed steps over its resident memory just before them (the C heap trimmed first); "
+    "**memory from start**: the same peak over the resident memory before the first "
+    "warm-up step, so that memory kept from step to step (framework pools, caches) counts.",
+)
+
+
+def definitions_section(train: bool = True, steps: bool = False) -> list:
+    """The definitions of the numbers the report shows: training, benchmark and op ones."""
     return [Heading(2, "What each number means"), Bullets((
-        "**test accuracy (%)**: the fraction of test images classified correctly after the "
-        "last epoch, ×100; mean ± sample standard deviation (ddof 1) over the seeds whose cell "
-        "finished (one seed: no ±). *seeds* counts the cells: finished / all.",
-        "**s / epoch**: wall-clock seconds of one training epoch, the median over every epoch "
-        "of every seed (the first epoch, with its warm-up, included).",
-        "**step median / p90 (ms)**: milliseconds per training step (forward, backward, "
-        "update) after warm-up, the median and 90th percentile within a cell; the table shows "
-        "the median of the cells' values over seeds.",
-        "**images / s**: training throughput, images per second (median over seeds).",
-        "**peak RSS (MiB)**: the cell process's peak resident memory, MiB (2^20 bytes); the "
-        "largest over seeds. Each cell runs in its own process, so this includes the "
-        "framework's own footprint.",
-        "**loss / weights dev. vs NumPy**: the largest normalised deviation "
-        "max|a − b| / max|b| of this framework's loss curve / final weights from the NumPy "
-        "backend's in the same run (same seed, same initial weights, same batches); the "
-        "largest over seeds. NumPy is the baseline of this comparison.",
+        *(_TRAIN_DEFINITIONS if train else ()),
+        *(_STEP_DEFINITIONS if steps else ()),
         "**op times**: the median (and p90) of repeated calls after warm-up, in ms, per op, "
         "input size and direction; plots and tables add forward and backward.",
         f"**{PARALLEL_MARK}**: a timing measured while other cells ran beside it (`parallel` in "
@@ -537,6 +615,218 @@ def environment_section(environment: Any) -> list:
         blocks += [Para("Each cell's process, where it differs from the above:"),
                    Table(("cell", "differs"), tuple(rows))]
     return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks: step cells
+
+# bench_summary column -> the step cell's metric
+STEP_METRICS = {"gflop": "step_gflop", "step_median": "step_latency_median",
+                "step_p90": "step_latency_p90", "throughput": "throughput",
+                "inference": "inference_latency", "inference_p90": "inference_latency_p90",
+                "gflops": "step_gflops", "memory": "step_peak_memory",
+                "memory_from_start": "step_peak_memory_from_start", "gemm": "gemm_gflops"}
+
+
+def has_steps(results: dict, rows: pd.DataFrame) -> bool:
+    return (any(c.get("spec", {}).get("kind") == "step" for c in _cells(results))
+            or bool((rows["kind"] == "step").any()))
+
+
+def has_training(results: dict, rows: pd.DataFrame) -> bool:
+    return (any(c.get("spec", {}).get("kind") == "train" for c in _cells(results))
+            or bool((rows["kind"] == "train").any()))
+
+
+def bench_summary(results: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per model × framework of the step cells (raw numbers, STEP_METRICS), with
+    ``vs_torch`` and ``memory_vs_torch`` (this over PyTorch's cell of the same model) and
+    ``gemm_share`` (GFLOP/s over the highest GEMM rate of the run)."""
+    step = rows[rows["kind"] == "step"]
+    keys = [(c["spec"].get("model"), c["spec"].get("framework")) for c in _cells(results)
+            if c.get("spec", {}).get("kind") == "step"]
+    keys = list(dict.fromkeys(keys + list(zip(step["model"], step["framework"]))))
+    first = {m: i for i, m in enumerate(dict.fromkeys(k[0] for k in keys))}
+    rank = {fw: i for i, fw in enumerate(plots.ordered(k[1] for k in keys))}
+    keys.sort(key=lambda k: (first[k[0]], rank.get(k[1], len(rank))))
+    out = []
+    for model, fw in keys:
+        g = step[(step["model"] == model) & (step["framework"] == fw)]
+        out.append({"model": model, "framework": fw, "dataset": "",
+                    **{col: g.loc[g["metric"] == metric, "value"].median()
+                       for col, metric in STEP_METRICS.items()},
+                    "parallel": bool(g["parallel"].any())})
+    frame = pd.DataFrame(out, columns=["model", "framework", "dataset", *STEP_METRICS,
+                                       "parallel"])
+    torch = frame[frame["framework"] == "torch"].drop_duplicates("model").set_index("model")
+    frame["vs_torch"] = frame["step_median"] / frame["model"].map(torch["step_median"])
+    frame["memory_vs_torch"] = frame["memory"] / frame["model"].map(torch["memory"])
+    best = frame["gemm"].max()
+    frame["gemm_share"] = frame["gflops"] / best if best and best > 0 else math.nan
+    return frame
+
+
+def _ratio(value: object) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    return f"{float(value):.2f}"
+
+
+def _bench_table(b: pd.DataFrame) -> Table:
+    def timed(value: object, parallel: bool) -> str:
+        text = fmt(value)
+        return text + PARALLEL_MARK if parallel and text != "—" else text
+
+    rows = tuple(
+        (r.model, r.framework, fmt(r.gflop), timed(r.step_median, r.parallel),
+         timed(r.step_p90, r.parallel), _ratio(r.vs_torch), timed(r.throughput, r.parallel),
+         timed(r.inference, r.parallel), fmt(r.gflops),
+         fmt(r.gemm_share * 100, 2) if math.isfinite(r.gemm_share) else "—", fmt(r.memory),
+         _ratio(r.memory_vs_torch), fmt(r.memory_from_start))
+        for r in b.itertuples(index=False))
+    return Table(("model", "framework", "GFLOP / step", "step median (ms)", "step p90 (ms)",
+                  "× PyTorch", "images / s", "inference (ms)", "GFLOP/s", "% of GEMM",
+                  "step memory (MiB)", "memory × PyTorch", "memory from start (MiB)"), rows)
+
+
+def _gemm_table(b: pd.DataFrame) -> Table | None:
+    data = b[b["gemm"].notna()]
+    if data.empty:
+        return None
+    rows = []
+    for fw in plots.ordered(data["framework"]):
+        rates = data.loc[data["framework"] == fw, "gemm"]
+        rows.append((fw, fmt(rates.median()), fmt(rates.min()), fmt(rates.max()),
+                     str(len(rates))))
+    return Table(("framework", "GEMM GFLOP/s (median)", "min", "max", "cells"), tuple(rows))
+
+
+def op_ratio_table(times: pd.DataFrame) -> Table | None:
+    """Forward + backward ms per op and size, each framework's, and the ratios to PyTorch."""
+    data = times[times["framework"] != "reference"]
+    if data.empty:
+        return None
+    frameworks = plots.ordered(data["framework"])
+    others = [fw for fw in frameworks if fw != "torch"] if "torch" in frameworks else []
+    keys = list(dict.fromkeys(zip(data["op"], data["size"])))
+    keys.sort(key=lambda k: (_op_rank(k[0]), plots.size_value(k[1])))
+    rows = []
+    for op, size in keys:
+        at = data[(data["op"] == op) & (data["size"] == size)].set_index("framework")["ms"]
+        ms = {fw: float(at[fw]) if fw in at.index else math.nan for fw in frameworks}
+        rows.append((op, size, *(fmt(ms[fw]) for fw in frameworks),
+                     *(_ratio(ms[fw] / ms["torch"]) if ms["torch"] > 0 else "—"
+                       for fw in others)))
+    names = {"numpy": "NumPy", "tensorflow": "TensorFlow"}
+    return Table(("op", "size", *(f"{fw} (ms)" for fw in frameworks),
+                  *(f"{names.get(fw, fw)} / PyTorch" for fw in others)), tuple(rows))
+
+
+def _pools(blas: Any) -> str:
+    """threadpoolctl's pools on one line: library, version, kernel architecture, threads."""
+    if not isinstance(blas, list) or not blas:
+        return "—"
+    found = []
+    for pool in blas:
+        if isinstance(pool, dict):
+            name = " ".join(str(pool[k]) for k in ("internal_api", "version", "architecture")
+                            if pool.get(k))
+            found.append(f"{name}: {pool.get('num_threads')} threads")
+    return "; ".join(sorted(found)) or "—"
+
+
+def _pair_or_dash(env: dict, first: str, second: str) -> str:
+    if env.get(first) is None and env.get(second) is None:
+        return "—"
+    return f"{env.get(first)} / {env.get(second)}"
+
+
+def thread_table(environment: Any) -> Table | None:
+    """Every cell's thread settings, from environment.json (recorded in the cell process)."""
+    cells = environment.get("cells") if isinstance(environment, dict) else None
+    if not isinstance(cells, dict) or not cells:
+        return None
+    rows = []
+    for cid, env in cells.items():
+        if not isinstance(env, dict):
+            rows.append((str(cid), "—", "—", "—", "—"))
+            continue
+        settings = env.get("thread_settings") or {}
+        rows.append((str(cid), str(settings.get("threads", "—")), _pools(env.get("blas")),
+                     _pair_or_dash(env, "torch_threads", "torch_interop_threads"),
+                     _pair_or_dash(env, "tf_intra_op_threads", "tf_inter_op_threads")))
+    return Table(("cell", "threads", "BLAS / OpenMP pools (threadpoolctl)",
+                  "torch intra / inter-op", "TF intra / inter-op"), tuple(rows))
+
+
+def bench_section(b: pd.DataFrame, times: pd.DataFrame, environment: Any,
+                  images: dict[str, bytes]) -> list:
+    blocks: list = [Heading(2, "Benchmarks")]
+    if b.empty:
+        return blocks + [Para(NO_DATA + " (no step-benchmark rows)")]
+    best = b.loc[b["gemm"].idxmax()] if b["gemm"].notna().any() else None
+    gemm = (f"{fmt(best['gemm'])} GFLOP/s, {best['framework']}'s" if best is not None
+            else "not measured")
+    blocks += [Para("One training step (forward, backward, SGD update) of each model at its "
+                    "tutorial's input size, on one synthetic batch; every framework starts "
+                    "from the same weights and sees the same batch, each in its own process "
+                    "with the same thread count. Ratios are to PyTorch's cell of the same model "
+                    "in this run (below 1: faster than PyTorch); % of GEMM is the step's "
+                    f"GFLOP/s over the best float32 GEMM rate measured in the run ({gemm})."),
+               _bench_table(b)]
+    if b["parallel"].any():
+        blocks.append(Para(f"{PARALLEL_MARK} measured while other cells ran beside it."))
+    if "bench_steps" in images:
+        blocks.append(Image("bench_steps", "training-step latency per model",
+                            "Median training-step latency (ms) per model and framework; the "
+                            "error bar reaches the 90th percentile."))
+    blocks.append(Para(
+        "Step memory is what the step allocates beyond what the process holds between steps. "
+        "A framework that keeps its step's buffers in its own pool from one step to the next "
+        "(TensorFlow's CPU allocator does) shows little of it there; *memory from start* "
+        "counts such pools (and one-time costs such as TensorFlow's tracing) too."))
+    gemm_table = _gemm_table(b)
+    if gemm_table is not None:
+        blocks += [Heading(3, "GEMM rate per framework"),
+                   Para("Each framework's own float32 matmul of two square matrices (one per "
+                        "step cell, the median of its repeats): the rate its BLAS reaches "
+                        "here, and the limit the steps are measured against."), gemm_table]
+    ratios = op_ratio_table(times)
+    blocks.append(Heading(3, "Ops against PyTorch"))
+    if ratios is None:
+        blocks.append(Para(NO_DATA + " (no op rows)"))
+    else:
+        blocks += [Para("Forward + backward (ms, sum of the medians) per op and size, and each "
+                        "framework's time over PyTorch's (below 1: faster than PyTorch):"),
+                   ratios]
+    threads = thread_table(environment)
+    blocks.append(Heading(3, "Thread settings of every cell"))
+    if threads is None:
+        blocks.append(Para(NO_DATA + " (no per-cell environment in environment.json)"))
+    else:
+        blocks += [Para("As each cell's process recorded them after setting its threads: the "
+                        "count the runner gave it, the BLAS and OpenMP pools (threadpoolctl: "
+                        "library, version, the kernel architecture it picked, threads), and "
+                        "PyTorch's and TensorFlow's intra-op / inter-op pools."), threads]
+    return blocks
+
+
+def openblas_warning(environment: Any) -> list:
+    """A warning when OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE was set for the run or a cell."""
+    envs = [environment] if isinstance(environment, dict) else []
+    cells = environment.get("cells") if isinstance(environment, dict) else None
+    envs += [env for env in (cells or {}).values() if isinstance(env, dict)]
+    found: dict[str, str] = {}
+    for env in envs:
+        found.update(env.get("openblas_variables") or {})
+    if not found:
+        return []
+    settings = ", ".join(f"`{k}={v}`" for k, v in sorted(found.items()))
+    return [Para(f"**Warning**: {settings} was set for this run. It makes OpenBLAS use the "
+                 "kernel of that core type instead of the one it would pick for this CPU, "
+                 "which can be much slower (the kernel each cell ran is under *architecture* "
+                 "in its BLAS pools): NumPy timings may understate the machine. For a benchmark, "
+                 "unset both variables in that command alone.")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -649,30 +939,36 @@ def build(run_dir: str | os.PathLike) -> tuple[list, str, dict[str, bytes]]:
     s = summary(results, rows)
     times = plots.op_times(rows)
     speedup = plots.reference_speedup(times)
+    steps = has_steps(results, rows)
+    # a bench run (step cells, no training) leaves out the training sections
+    training = has_training(results, rows) or not steps
+    bench = bench_summary(results, rows) if steps else None
     drawn = {"loss_curves": plots.curves(rows, "loss"),
              "accuracy_curves": plots.curves(rows, "accuracy"),
              "speed": plots.speed_bars(s),
+             "bench_steps": None if bench is None else plots.speed_bars(bench),
              "op_scaling": plots.op_scaling(times),
              "reference_speedup": plots.speedup_bars(speedup),
              "parity": plots.parity(rows)}
     images = {name: png for name, png in drawn.items() if png is not None}
 
     run_id = str(results.get("run_id") or run_dir.name)
-    title = f"cnn-rosetta comparison: run {run_id}"
+    title = f"cnn-rosetta {'comparison' if training else 'benchmark'}: run {run_id}"
     blocks: list = [
         Heading(1, title),
         Para(f"Run `{run_id}`, created {results.get('created') or 'at an unknown time'}; "
              f"rendered from `results.json` alone. Code side by side: "
              f"[code/index.html](code/index.html)."),
+        *openblas_warning(environment),
         *measured_section(results),
-        *summary_section(results, s),
+        *(bench_section(bench, times, environment, images) if steps else ()),
+        *(summary_section(results, s) if training else ()),
         *problems_section(results),
-        *curves_section(images),
-        *speed_section(images),
-        *ops_section(times, speedup, images),
-        *parity_section(images, plots.parity_floor(rows)),
-        *baseline_section(s, baseline),
-        *definitions_section(),
+        *(curves_section(images) + speed_section(images) if training else ()),
+        *ops_section(times, speedup, images, op_rates(rows)),
+        *(parity_section(images, plots.parity_floor(rows))
+          + baseline_section(s, baseline) if training else ()),
+        *definitions_section(train=training, steps=steps),
         *environment_section(environment),
     ]
     return blocks, title, images

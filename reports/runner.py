@@ -6,7 +6,8 @@ cell in its own process (``python -m reports cell SPEC OUT``: one framework per 
 same thread count in each), and writes the run directory: ``cells/<id>.json`` as each cell
 ends, ``weights/<id>.npz``, then ``results.json``, ``results.csv`` and ``environment.json``;
 the newest run is also ``<out>/latest``. The runner itself never imports PyTorch or
-TensorFlow (their thread pools would compete with the cells').
+TensorFlow (their thread pools would compete with the cells'). ``python -m reports bench``
+(reports/bench.py) plans its own cells and runs them through the same ``execute_run``.
 
 Within a (model, dataset, seed) every framework starts from the same canonical weights (drawn
 in NumPy from the seed), sees the same batches in the same order (``impls.data.batches`` with
@@ -61,9 +62,12 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow")
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"datasets": ["digits"], "models": ["simple_cnn", "three_layer_cnn", "mlp"],
-              "seeds": [0], "epochs": 3, "op_preset": "quick", "timeout": 900.0},
+              "seeds": [0], "epochs": 3, "batch_size": 32, "op_preset": "quick",
+              "timeout": 900.0},
+    # 3 epochs of Fashion-MNIST's 60,000 images: 1,800 steps of 100 per cell (quick: 3 x 43
+    # steps of 32 digits)
     "full": {"datasets": ["fashion-mnist"], "models": list(MODELS), "seeds": [0, 1, 2],
-             "epochs": 3, "op_preset": "full", "timeout": 0.0},
+             "epochs": 3, "batch_size": 100, "op_preset": "full", "timeout": 0.0},
 }
 # options that define the matrix: with --resume the saved matrix is used instead
 MATRIX_OPTIONS = ("full", "models", "datasets", "data_dir", "dataset_options", "epochs",
@@ -75,7 +79,7 @@ STDERR_TAIL = 4000  # characters of a failed cell's stderr kept in its record
 # the command line
 
 
-def _names(choices: Iterable[str] | None) -> Callable[[str], list[str]]:
+def names_arg(choices: Iterable[str] | None) -> Callable[[str], list[str]]:
     """argparse type: a comma-separated list, each name checked against ``choices``."""
     allowed = None if choices is None else tuple(choices)
 
@@ -112,7 +116,7 @@ def _option(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
-class _HelpFormatter(argparse.HelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Shows each option's default, unless its help already says it or there is none."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -131,21 +135,22 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                     "each cell in its own process, then write the run directory "
                     "(docs/results.md) and render its report. Default: a quick run "
                     f"(dataset {','.join(q['datasets'])}, models {','.join(q['models'])}, "
-                    f"seed 0, {q['epochs']} epochs, small op sizes; a few minutes). --full: "
-                    f"{','.join(f['datasets'])}, every model, seeds 0,1,2, {f['epochs']} "
-                    "epochs, bigger op sizes (hours). Options given explicitly override "
+                    f"seed 0, {q['epochs']} epochs of batches of {q['batch_size']}, small op "
+                    f"sizes; a few minutes). --full: {','.join(f['datasets'])}, every model, "
+                    f"seeds 0,1,2, {f['epochs']} epochs of batches of {f['batch_size']}, "
+                    "bigger op sizes (hours). Options given explicitly override "
                     "either preset. A crashing cell is recorded as failed and the run goes on; "
                     "Ctrl-C keeps the finished cells (finish with --resume RUN_DIR).",
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--full", action="store_true",
                    help="the full matrix instead of the quick one")
-    p.add_argument("--frameworks", type=_names(impls.BACKENDS), default=",".join(impls.BACKENDS),
+    p.add_argument("--frameworks", type=names_arg(impls.BACKENDS), default=",".join(impls.BACKENDS),
                    help="comma-separated frameworks; one not installed is recorded as "
                         "skipped with a note")
-    p.add_argument("--models", type=_names(MODELS), default=None,
+    p.add_argument("--models", type=names_arg(MODELS), default=None,
                    help=f"comma-separated models or 'all' (default: {','.join(q['models'])}; "
                         "--full: all)")
-    p.add_argument("--datasets", "--dataset", dest="datasets", type=_names(datasets.DATASETS),
+    p.add_argument("--datasets", "--dataset", dest="datasets", type=names_arg(datasets.DATASETS),
                    default=None, help=f"comma-separated datasets (default: "
                                       f"{','.join(q['datasets'])}; --full: "
                                       f"{','.join(f['datasets'])})")
@@ -164,7 +169,9 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                    help="the optimizer of every train cell (auto implementation: the "
                         "framework's own where it equals the textbook update)")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
-    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"training batch size (default: {q['batch_size']}; --full: "
+                        f"{f['batch_size']})")
     p.add_argument("--init", default="he_normal",
                    help="initialiser of every model's weights (he_normal, xavier_normal, "
                         "xavier_uniform, normal(STD)), or 'model' for each tutorial's own "
@@ -176,7 +183,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                         "(intra-op; inter-op 1; BLAS) (default: the number of CPUs, "
                         f"{os.cpu_count()} here, divided by --workers)")
     p.add_argument("--no-ops", action="store_true", help="no op benchmarks")
-    p.add_argument("--ops", type=_names(OPS), default=None,
+    p.add_argument("--ops", type=names_arg(OPS), default=None,
                    help=f"comma-separated ops to benchmark (default: all: {','.join(OPS)})")
     p.add_argument("--op-preset", choices=("quick", "full"), default=None,
                    help="op sizes (default: quick; --full: full)")
@@ -242,7 +249,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": pick("epochs"),
         "optimizer": args.optimizer,
         "lr": args.lr,
-        "batch_size": args.batch_size,
+        "batch_size": pick("batch_size"),
         "init": None if args.init == "model" else args.init,
         "dtype": args.dtype,
         "shared_masks": True,
@@ -257,7 +264,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
 # planning
 
 
-def _not_installed(framework: str) -> str:
+def not_installed(framework: str) -> str:
     return (f"{framework} is not installed (pip install 'cnn-rosetta[{framework}]'): "
             "skipped")
 
@@ -269,9 +276,7 @@ def plan(config: dict[str, Any], installed: list[str],
 
     Train cells go by (dataset, model, seed) with NumPy first, then the op cells.
     """
-    frameworks = sorted(config["frameworks"],
-                        key=lambda fw: FRAMEWORK_ORDER.index(fw) if fw in FRAMEWORK_ORDER
-                        else len(FRAMEWORK_ORDER))
+    frameworks = ordered_frameworks(config)
     specs: list[dict[str, Any]] = []
     skipped: dict[str, dict[str, Any]] = {}
     for dataset in config["datasets"]:
@@ -294,19 +299,34 @@ def plan(config: dict[str, Any], installed: list[str],
                         "dataset_options": config["dataset_options"],
                         "shared_masks": config["shared_masks"], "threads": config["threads"]})
                     specs.append(spec)
-                    note = misfit or (None if fw in installed else _not_installed(fw))
+                    note = misfit or (None if fw in installed else not_installed(fw))
                     if note:
                         skipped[cell_id(spec)] = make_record(spec, "skipped", note=note)
-    if config["ops"]:
-        for fw in [*frameworks, "reference"]:
-            spec = with_defaults({"kind": "ops", "framework": fw,
-                                  "preset": config["op_preset"], "threads": config["threads"]})
-            if config["op_list"]:
-                spec["ops"] = config["op_list"]
-            specs.append(spec)
-            if fw != "reference" and fw not in installed:
-                skipped[cell_id(spec)] = make_record(spec, "skipped", note=_not_installed(fw))
+    plan_op_cells(config, installed, specs, skipped)
     return specs, skipped
+
+
+def ordered_frameworks(config: dict[str, Any]) -> list[str]:
+    """The run's frameworks, NumPy first (FRAMEWORK_ORDER), unknown ones last."""
+    return sorted(config["frameworks"],
+                  key=lambda fw: FRAMEWORK_ORDER.index(fw) if fw in FRAMEWORK_ORDER
+                  else len(FRAMEWORK_ORDER))
+
+
+def plan_op_cells(config: dict[str, Any], installed: list[str], specs: list[dict[str, Any]],
+                  skipped: dict[str, dict[str, Any]]) -> None:
+    """Append an op-benchmark cell per framework and the reference's (if ``config["ops"]``)
+    to ``specs``; those of frameworks not installed go into ``skipped`` too."""
+    if not config["ops"]:
+        return
+    for fw in [*ordered_frameworks(config), "reference"]:
+        spec = with_defaults({"kind": "ops", "framework": fw, "preset": config["op_preset"],
+                              "threads": config["threads"]})
+        if config["op_list"]:
+            spec["ops"] = config["op_list"]
+        specs.append(spec)
+        if fw != "reference" and fw not in installed:
+            skipped[cell_id(spec)] = make_record(spec, "skipped", note=not_installed(fw))
 
 
 def _checksum(a: np.ndarray) -> dict[str, Any]:
@@ -544,11 +564,14 @@ def _now() -> str:
         timespec="seconds")
 
 
+LATEST_NAMES = ("latest", "latest-bench")  # <out>/latest: `run`'s newest; latest-bench: bench's
+
+
 def _new_run_dir(out: Path, run_id: str | None) -> Path:
     if run_id is not None:
-        if not run_id or "/" in run_id or run_id in (".", "..", "latest"):
+        if not run_id or "/" in run_id or run_id in (".", "..", *LATEST_NAMES):
             raise ValueError(f"--run-id: got {run_id!r}, expected a plain directory name "
-                             "other than 'latest'")
+                             f"other than {' and '.join(repr(n) for n in LATEST_NAMES)}")
         return out / run_id
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate, n = out / stamp, 1
@@ -558,17 +581,17 @@ def _new_run_dir(out: Path, run_id: str | None) -> Path:
     return candidate
 
 
-def update_latest(run_dir: Path) -> Path:
-    """Point ``<out>/latest`` at ``run_dir``: a relative symlink made beside it and renamed
+def update_latest(run_dir: Path, name: str = "latest") -> Path:
+    """Point ``<out>/<name>`` at ``run_dir``: a relative symlink made beside it and renamed
     over the old one (atomic); a copy, swapped in by renames, where symlinks are refused."""
-    latest = run_dir.parent / "latest"
-    tmp = run_dir.parent / f".latest-{os.getpid()}-{time.time_ns()}"
+    latest = run_dir.parent / name
+    tmp = run_dir.parent / f".{name}-{os.getpid()}-{time.time_ns()}"
     try:
         os.symlink(run_dir.name, tmp, target_is_directory=True)
     except OSError:
         shutil.copytree(run_dir, tmp, symlinks=True)
     if latest.is_dir() and not latest.is_symlink():  # a copied latest cannot be renamed over
-        old = latest.with_name(f".latest-old-{time.time_ns()}")
+        old = latest.with_name(f".{name}-old-{time.time_ns()}")
         os.replace(latest, old)
         os.replace(tmp, latest)
         shutil.rmtree(old, ignore_errors=True)
@@ -637,6 +660,11 @@ def _status_line(rec: dict[str, Any]) -> str:
         last = (rec.get("error") or "").strip().splitlines() or ["?"]
         return f"{head} after {rec['seconds']:.1f} s: {last[-1][:200]}"
     values = {r["metric"]: r["value"] for r in rec["rows"]}
+    if rec["spec"]["kind"] == "step":
+        return (f"{head} in {rec['seconds']:.1f} s: step "
+                f"{values.get('step_latency_median', float('nan')):.2f} ms, "
+                f"{values.get('throughput', float('nan')):.0f} images/s, "
+                f"{values.get('step_gflops', float('nan')):.1f} GFLOP/s")
     if rec["spec"]["kind"] == "train":
         return (f"{head} in {rec['seconds']:.1f} s: test accuracy "
                 f"{values.get('test_accuracy', float('nan')):.4f}, step "
@@ -662,7 +690,7 @@ def _say(bar: Any, text: str) -> None:
         print(text, flush=True)
 
 
-def _render(run_dir: Path) -> None:
+def render_report(run_dir: Path) -> None:
     if importlib.util.find_spec("reports.render") is None:
         print("note: no reports/render.py: report not rendered (results are saved)")
         return
@@ -678,54 +706,59 @@ def _render(run_dir: Path) -> None:
     print(f"report: {report or run_dir}")
 
 
-def _run_dir_and_config(args: argparse.Namespace) -> tuple[Path, dict[str, Any], str, str]:
-    """(run directory, matrix config, run id, creation time): a new run's, or the saved ones
-    of the run that --resume names."""
+def run_dir_and_config(args: argparse.Namespace, command: str,
+                       build: Callable[[argparse.Namespace], dict[str, Any]],
+                       matrix_options: tuple[str, ...]) -> tuple[Path, dict[str, Any], str, str]:
+    """(run directory, matrix config, run id, creation time): a new run's (``build(args)``),
+    or the saved ones of the run that --resume names, which ``command`` must have made
+    ("bench" makes mode "bench" configs, "run" the others)."""
     if args.resume is None:
-        config = build_config(args)
+        config = build(args)
         run_dir = _new_run_dir(args.out, args.run_id)
         return run_dir, config, run_dir.name, _now()
-    ignored = [f"--{name.replace('_', '-')}" for name in MATRIX_OPTIONS
+    ignored = [f"--{name.replace('_', '-')}" for name in matrix_options
                if getattr(args, name) not in (None, False, [])]
     if ignored:
         print(f"note: {', '.join(ignored)} ignored: --resume runs the saved matrix",
               file=sys.stderr)
     try:
         saved = json.loads((args.resume / "results.json").read_text(encoding="utf-8"))
-        return args.resume, saved["config"], saved["run_id"], saved["created"]
-    except (OSError, json.JSONDecodeError, KeyError) as err:
+        found = (saved["config"], saved["run_id"], saved["created"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise FileNotFoundError(f"--resume: {args.resume} holds no readable results.json of a "
                                 f"run ({err})") from None
+    maker = "bench" if found[0].get("mode") == "bench" else "run"
+    if maker != command:
+        raise ValueError(f"--resume: {args.resume} is a run of `python -m reports {maker}`; "
+                         f"finish it with: python -m reports {maker} --resume {args.resume}")
+    return args.resume, *found
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """``python -m reports run``: returns the exit status."""
-    run_start = time.perf_counter()
-    if args.check and args.baseline is None:
-        raise ValueError("--check needs --baseline PATH (the results to compare with)")
-    if args.workers < 1:
-        raise ValueError(f"--workers: got {args.workers}, expected >= 1")
-    baseline = None if args.baseline is None else baseline_module.load_results(args.baseline)
-    run_dir, config, run_id, created = _run_dir_and_config(args)
-    preset = PRESETS[config["mode"]]
-    timeout = preset["timeout"] if args.timeout is None else args.timeout
-    parallel = args.workers > 1 or args.scheduler is not None
-    execution = {"workers": args.workers, "scheduler": args.scheduler, "timeout": timeout,
-                 "parallel": parallel}
+def execute_run(command: str, run_dir: Path, header: dict[str, Any],
+                specs: list[dict[str, Any]], skipped: dict[str, dict[str, Any]],
+                env: dict[str, Any], *, resume: bool, workers: int = 1,
+                scheduler: str | None = None, timeout: float | None = None,
+                progress: bool = True, latest: str = "latest",
+                start: float | None = None) -> dict[str, Any] | None:
+    """Run the planned cells not yet ok in ``run_dir`` and write the run directory.
 
-    facts, shapes = dataset_facts(config)
-    installed = impls.available()
-    specs, skipped = plan(config, installed, shapes)
-    header = {"run_id": run_id, "created": created, "config": config,
-              "execution": execution}
+    ``header``: run_id, created, config, execution; ``env``: the runner's environment.json
+    entries besides the common ones. Saves the skipped records, runs the rest (status lines,
+    a progress bar), writes results.json/csv and environment.json, and points
+    ``<out>/<latest>`` at the run. Returns the results, or None after Ctrl-C (the finished
+    cells kept; the message says how to finish with ``python -m reports <command> --resume``).
+    """
+    run_start = time.perf_counter() if start is None else start
+    config = header["config"]
+    parallel = header["execution"]["parallel"]
     env = {**environment(None), "runner_pid": os.getpid(), "threads": config["threads"],
-           "installed_frameworks": installed, "datasets": facts,
+           "installed_frameworks": impls.available(), **env,
            "load_average_at_start": load_average()}
-    warning = busy_machine_warning(config["threads"], args.workers)
+    warning = busy_machine_warning(config["threads"], workers)
     if warning:
         print(warning, file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if args.resume is None:
+    if not resume:
         write_results(run_dir, header, [], env, complete=False, seconds=0.0)
 
     previous = read_records(run_dir, specs)
@@ -733,12 +766,12 @@ def run_command(args: argparse.Namespace) -> int:
     for cid, rec in skipped.items():
         write_json_atomic(run_dir / "cells" / f"{cid}.json", rec)
     todo = [s for s in specs if cell_id(s) not in finished and cell_id(s) not in skipped]
-    print(f"run {run_id}: {len(specs)} cells ({len(finished)} already done, {len(skipped)} "
-          f"skipped, {len(todo)} to run; {'parallel' if parallel else 'one at a time'}, "
-          f"{config['threads']} threads each) -> {run_dir}", flush=True)
+    print(f"{command} {header['run_id']}: {len(specs)} cells ({len(finished)} already done, "
+          f"{len(skipped)} skipped, {len(todo)} to run; "
+          f"{'parallel' if parallel else 'one at a time'}, {config['threads']} threads each) "
+          f"-> {run_dir}", flush=True)
     # a bar only on a terminal: in a log its redraws are noise (the status lines stay)
-    bar = _progress(len(specs), len(specs) - len(todo),
-                    not args.no_progress and sys.stderr.isatty())
+    bar = _progress(len(specs), len(specs) - len(todo), progress and sys.stderr.isatty())
     for rec in skipped.values():
         _say(bar, _status_line(rec))
 
@@ -769,10 +802,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     interrupted = False
     try:
-        if args.scheduler is not None:
-            _dask(todo, args.scheduler, timeout, done)
+        if scheduler is not None:
+            _dask(todo, scheduler, timeout, done)
         else:
-            _local(todo, args.workers, timeout, done, started)
+            _local(todo, workers, timeout, done, started)
     except Interrupted:
         interrupted = True
     finally:
@@ -782,13 +815,42 @@ def run_command(args: argparse.Namespace) -> int:
                             seconds=time.perf_counter() - run_start)
     if interrupted:
         print(f"interrupted: the finished cells are saved in {run_dir}; finish the run with: "
-              f"python -m reports run --resume {run_dir}", file=sys.stderr)
-        return 130
-    update_latest(run_dir)
+              f"python -m reports {command} --resume {run_dir}", file=sys.stderr)
+        return None
+    update_latest(run_dir, latest)
     status = {s: sum(c["status"] == s for c in results["cells"])
               for s in ("ok", "failed", "skipped")}
     print(f"{status['ok']} ok, {status['failed']} failed, {status['skipped']} skipped in "
           f"{results['seconds']:.1f} s; results: {run_dir / 'results.json'}")
+    return results
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``python -m reports run``: returns the exit status."""
+    run_start = time.perf_counter()
+    if args.check and args.baseline is None:
+        raise ValueError("--check needs --baseline PATH (the results to compare with)")
+    if args.workers < 1:
+        raise ValueError(f"--workers: got {args.workers}, expected >= 1")
+    baseline = None if args.baseline is None else baseline_module.load_results(args.baseline)
+    run_dir, config, run_id, created = run_dir_and_config(args, "run", build_config,
+                                                          MATRIX_OPTIONS)
+    preset = PRESETS[config["mode"]]
+    timeout = preset["timeout"] if args.timeout is None else args.timeout
+    parallel = args.workers > 1 or args.scheduler is not None
+    execution = {"workers": args.workers, "scheduler": args.scheduler, "timeout": timeout,
+                 "parallel": parallel}
+
+    facts, shapes = dataset_facts(config)
+    specs, skipped = plan(config, impls.available(), shapes)
+    header = {"run_id": run_id, "created": created, "config": config,
+              "execution": execution}
+    results = execute_run("run", run_dir, header, specs, skipped, {"datasets": facts},
+                          resume=args.resume is not None, workers=args.workers,
+                          scheduler=args.scheduler, timeout=timeout,
+                          progress=not args.no_progress, start=run_start)
+    if results is None:
+        return 130
     code = 0
     if baseline is not None:
         comparison = baseline_module.compare(
@@ -800,5 +862,5 @@ def run_command(args: argparse.Namespace) -> int:
         if args.check and comparison["regressions"]:
             code = 1
     if not args.no_render:
-        _render(run_dir)
+        render_report(run_dir)
     return code
