@@ -126,24 +126,24 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     Backward: db = sum_{n,p,q} dy;  dW = dY @ cols^T;  dcols = W^T @ dY, folded back onto xp by
               col2im (overlapping windows add up), then the padding is cut off.
 
-    How it runs fast: cols is built and used a slice of the batch at a time (``IM2COL_BYTES``),
-    and the backward builds it again rather than keeping it: a copy that stays in cache costs
-    less than holding cols, kH*kW times the input's size (a 7x7 conv: 49x). The cache keeps xp,
-    the (padded) input, by reference, as the frameworks keep their input. Within a slice the
-    GEMMs run on C-ordered matrices (W^T and cols^T are transposed views BLAS reads as they
-    are), and Y (F, n*OH*OW) is reordered to NCHW by the assignment into y.
+    How it runs fast (docs/numpy-speed.md): the padding, cols and the GEMM are done a slice of
+    the batch at a time (``IM2COL_BYTES``), and the backward builds them again rather than
+    keeping them: a copy that stays in cache costs less than holding cols, kH*kW times the
+    input's size (a 7x7 conv: 49x), or even a padded copy of x. The cache keeps x by reference,
+    as the frameworks keep their input. Within a slice the GEMMs run on C-ordered matrices (W^T
+    and cols^T are transposed views BLAS reads as they are), and Y (F, n*OH*OW) is reordered to
+    NCHW by the assignment into y.
     """
     geom = _checks.conv2d(x, w, b, stride, padding)
     n, f = x.shape[0], w.shape[0]
     oh, ow = geom.out
-    xp = _pad(x, geom.pads)  # (N, C, Hp, Wp)
     w_mat = w.reshape(f, -1)  # (F, C*kH*kW)
     y = np.empty((n, f, oh, ow), dtype=x.dtype)
     for batch in _batch_slices(n, w_mat.shape[1] * oh * ow * x.itemsize):
-        y_mat = w_mat @ _im2col(xp[batch], geom)  # (F, n*OH*OW)
+        y_mat = w_mat @ _im2col(_pad(x[batch], geom.pads), geom)  # (F, n*OH*OW)
         y[batch] = y_mat.reshape(f, -1, oh, ow).transpose(1, 0, 2, 3)
     y += b[:, None, None]
-    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, xp=xp, w=w, geom=geom)
+    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, x=x, w=w, geom=geom)
     return y, cache  # (N, F, OH, OW)
 
 
@@ -156,27 +156,26 @@ def conv2d_backward(dy, cache, input_grad=True):
     """
     _checks.grad_output(dy, cache, "conv2d")
     input_grad = _checks.boolean("input_grad", input_grad)
-    xp, w, geom = cache.xp, cache.w, cache.geom
+    x, w, geom = cache.x, cache.w, cache.geom
     n, f, oh, ow = dy.shape
     c, kh, kw = w.shape[1:]
     w_mat = w.reshape(f, -1)  # (F, C*kH*kW)
     dw_mat = np.zeros_like(w_mat)
-    dxp = np.empty_like(xp) if input_grad else None  # (N, C, Hp, Wp), filled slice by slice
+    dx = np.empty_like(x) if input_grad else None  # (N, C, H, W), filled slice by slice
     for batch in _batch_slices(n, w_mat.shape[1] * oh * ow * dy.itemsize):
+        xp = _pad(x[batch], geom.pads)  # (n, C, Hp, Wp)
         dy_mat = dy[batch].transpose(1, 0, 2, 3).reshape(f, -1)  # (F, n*OH*OW), a copy
         # dW^T = cols @ dY^T: the same product, but BLAS runs it up to 2x faster than
         # dY @ cols^T when F is small (a skinny left operand)
-        dw_mat += (_im2col(xp[batch], geom) @ dy_mat.T).T
+        dw_mat += (_im2col(xp, geom) @ dy_mat.T).T
         if input_grad:
             dcols = (w_mat.T @ dy_mat).reshape(c, kh * kw, -1, oh, ow)  # (C, kH*kW, n, OH, OW)
             # col2im in dcols' own (C, n) order, where each offset's block is contiguous, then
-            # one transposing copy into dxp
-            dxp_t = np.zeros((c, dcols.shape[2], *xp.shape[2:]), dtype=dy.dtype)
+            # one transposing copy of the unpadded part into dx
+            dxp_t = np.zeros((c, xp.shape[0], *xp.shape[2:]), dtype=dy.dtype)  # (C, n, Hp, Wp)
             _scatter_windows(dxp_t, geom, lambda k, dcols=dcols: dcols[:, k])
-            dxp[batch] = dxp_t.transpose(1, 0, 2, 3)
-    db = dy.sum(axis=(0, 2, 3))
-    dx = _unpad(dxp, geom.pads) if input_grad else None
-    return dx, dw_mat.reshape(w.shape), db
+            dx[batch] = _unpad(dxp_t, geom.pads).transpose(1, 0, 2, 3)
+    return dx, dw_mat.reshape(w.shape), dy.sum(axis=(0, 2, 3))
 
 
 # ---------------------------------------------------------------------------------------------
