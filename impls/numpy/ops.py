@@ -4,7 +4,8 @@ Windowed ops (conv, pools) share a few helpers: ``_pad`` (one copy of the input 
 border), ``_windows`` (a strided view of every window, no copy), ``_offsets`` (for each of the
 kH*kW kernel offsets, the strided slice of the input it covers in every window) and
 ``_scatter_windows`` (the adjoint of ``_windows``: adds those slices back, so overlapping windows
-accumulate). Convolution is im2col + one GEMM each for y, dW and dx.
+accumulate). Convolution is im2col + a GEMM each for y, dW and dx, a batch slice at a time.
+docs/numpy-speed.md explains each choice made for speed, with the textbook version beside it.
 
 Masks are applied by multiplying with a boolean array (``dy * positive``), not with np.where
 or masked assignment: those branch on every element, and on random masks they ran ~10x
