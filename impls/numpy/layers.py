@@ -67,7 +67,8 @@ class Layer:
 
     def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """dx, and the parameters' gradients in ``grads``. ``input_grad=False`` (layers with
-        parameters) skips dx and returns None."""
+        parameters only): Conv2d and Linear skip dx and return None; batch norm, whose dx
+        costs little, computes it anyway."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         input_grad = _checks.boolean("input_grad", input_grad)

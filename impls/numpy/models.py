@@ -86,7 +86,8 @@ class Model:
         """Backpropagate dlogits (N, K) through every layer; fills ``grads``; returns dx.
 
         ``input_grad=False`` (what training uses) stops at the first layer with parameters
-        and skips its input gradient, which nothing needs; then it returns None.
+        and skips its input gradient, which nothing needs; then it returns None (a conv or
+        linear first layer, as in every model of reference.models).
         """
         input_grad = _checks.boolean("input_grad", input_grad)
         first = next((name for name, layer in self.layers.items() if layer.params), None)
