@@ -236,25 +236,31 @@ def upstream(case: Case, shape: tuple[int, ...], dtype: str | np.dtype) -> np.nd
 
 def run(module: Any, case: Case, dtype: str | np.dtype) -> dict[str, np.ndarray]:
     """Run ``case`` forward and backward on ``module``; every output by name."""
-    args = inputs(case, dtype)
-    op = case.op
+    return call(module, case.op, inputs(case, dtype), case.params,
+                lambda shape: upstream(case, shape, dtype))
+
+
+def call(module: Any, op: str, args: dict[str, np.ndarray], params: dict[str, Any],
+         dy: Any) -> dict[str, np.ndarray]:
+    """Run ``op`` forward and backward on ``module`` with the arrays ``args`` (in order) and the
+    hyperparameters ``params``; ``dy(shape)`` gives the upstream gradient. Every output by
+    name (also used by the property tests, parity_tests/test_properties.py)."""
     if op in ("softmax_cross_entropy", "mse"):
-        loss, grad = getattr(module, op)(*args.values(), **case.params)
+        loss, grad = getattr(module, op)(*args.values(), **params)
         return {"loss": np.asarray(loss), f"d{list(args)[0]}": grad}
     if op == "l2_regularization":
-        loss, grads = module.l2_regularization(list(args.values()), **case.params)
+        loss, grads = module.l2_regularization(list(args.values()), **params)
         return {"loss": np.asarray(loss), **{f"d{k}": g for k, g in zip(args, grads)}}
     out: dict[str, np.ndarray] = {}
     forward = getattr(module, f"{op}_forward")
     if op == "batchnorm":
-        y, cache, out["running_mean"], out["running_var"] = forward(*args.values(),
-                                                                    **case.params)
+        y, cache, out["running_mean"], out["running_var"] = forward(*args.values(), **params)
     elif op == "dropout":
-        y, cache = forward(args["x"], mask=args["mask"], **case.params)
+        y, cache = forward(args["x"], mask=args["mask"], **params)
     else:
-        y, cache = forward(*args.values(), **case.params)
+        y, cache = forward(*args.values(), **params)
     out["y"] = y
-    grads = getattr(module, f"{op}_backward")(upstream(case, y.shape, dtype), cache)
+    grads = getattr(module, f"{op}_backward")(dy(y.shape), cache)
     if not isinstance(grads, tuple):
         grads = (grads,)
     out.update(zip(PAIR_GRADS[op], grads))

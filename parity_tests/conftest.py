@@ -14,6 +14,25 @@ import impls  # noqa: E402
 
 _EXIT_STATUS = pytest.StashKey[int]()
 
+# Hypothesis profiles for the property tests (test_properties.py). "ci", the default, is
+# derandomised: the same examples on every run, so CI is reproducible and its runtime known.
+# "deep" draws 20x as many, from fresh random seeds, and keeps failures in the example
+# database: python -m pytest --hypothesis-profile=deep -m fuzz
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # test_properties.py skips itself with the reason
+    pass
+else:
+    _slow_is_fine = [HealthCheck.too_slow, HealthCheck.data_too_large,
+                     HealthCheck.filter_too_much]
+    CI_EXAMPLES = 25
+    settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None,
+                              deadline=None, print_blob=True,
+                              suppress_health_check=_slow_is_fine)
+    settings.register_profile("deep", max_examples=20 * CI_EXAMPLES, deadline=None,
+                              print_blob=True, suppress_health_check=_slow_is_fine)
+    settings.load_profile("ci")
+
 
 def load_or_skip(name: str, module_level: bool = False):
     """The backend module, or a pytest skip that says which framework is missing

@@ -14,9 +14,9 @@ import pytest
 
 import impls
 from impls import _checks
+from parity_tests import tolerances
 from parity_tests.cases import CASES, Case, inputs, run, upstream
 from parity_tests.conftest import load_or_skip
-from parity_tests.tolerances import normalized_error, tolerance
 from reference import ops as reference_ops
 from reference import vectors
 
@@ -48,20 +48,7 @@ def backend_result(name: str, case: Case, dtype: str) -> dict[str, np.ndarray]:
 
 def assert_outputs_match(got: dict, expected: dict, case: Case, dtype: str,
                          check_dtype: bool = True) -> None:
-    assert sorted(got) == sorted(expected), f"outputs {sorted(got)} != {sorted(expected)}"
-    failures = []
-    for key, want in expected.items():
-        have = got[key]
-        assert isinstance(have, (np.ndarray, np.generic)), (
-            f"{key}: got {type(have).__name__}, expected a NumPy array")
-        if check_dtype:
-            assert np.asarray(have).dtype == np.dtype(dtype), (
-                f"{key}: dtype {np.asarray(have).dtype}, expected {dtype}")
-        err = normalized_error(have, want)
-        tol = tolerance(dtype, case.op, key)
-        if not err <= tol:
-            failures.append(f"{key}: normalised error {err:.3g} > tolerance {tol:.3g}")
-    assert not failures, "; ".join(failures)
+    tolerances.assert_outputs_match(got, expected, case.op, dtype, check_dtype)
 
 
 def _case_id(case: Case) -> str:
