@@ -66,7 +66,12 @@ BAD_ARGUMENTS = [
     ("option-for-another-dataset", lambda: D.dataset_info("mnist", noise=0.1), TypeError,
      "options: got noise for dataset 'mnist'"),
     ("n-train-negative", lambda: D.load_dataset("synthetic", n_train=-1), ValueError,
-     "n_train: got -1, expected an integer >= 0"),
+     "n_train: got -1, expected an integer >= 1"),
+    # an empty split trains and evaluates to NaN metrics
+    ("n-train-zero", lambda: D.load_dataset("synthetic", n_train=0), ValueError,
+     "n_train: got 0, expected an integer >= 1"),
+    ("n-test-zero", lambda: D.dataset_info("digits", n_test=0), ValueError,
+     "n_test: got 0, expected an integer >= 1"),
     ("n-test-float", lambda: D.load_dataset("synthetic", n_test=2.5), TypeError,
      "n_test: got 2.5, expected an integer"),
     ("n-train-too-many", lambda: D.load_dataset("digits", n_train=5000), ValueError,
@@ -199,9 +204,9 @@ def test_idx_kaggle_names_and_first_n(tmp_path):
     names = ("train-images.idx3-ubyte", "train-labels.idx1-ubyte", "t10k-images.idx3-ubyte",
              "t10k-labels.idx1-ubyte")
     directory = _write_mnist(tmp_path / "d", gz=False, names=names)
-    (x_tr, y_tr), (x_te, y_te) = D.load_dataset("mnist", str(directory), n_train=2, n_test=0)
+    (x_tr, y_tr), (x_te, y_te) = D.load_dataset("mnist", str(directory), n_train=2, n_test=1)
     _check_split((x_tr, y_tr), 2, (1, 28, 28), MNIST_TRAIN[1][:2])
-    assert x_te.shape == (0, 1, 28, 28) and y_te.shape == (0,)
+    _check_split((x_te, y_te), 1, (1, 28, 28), MNIST_TEST[1][:1])
     _raises(lambda: D.load_dataset("mnist", directory, n_test=4), ValueError,
             ["n_test: got 4, expected at most 3", "test files"])
 
@@ -236,12 +241,72 @@ BAD_IDX = [
 ]
 
 
+
+def _gz_bomb(dims, payload=b""):
+    """A tiny .gz whose IDX header declares ``dims`` (and whose data is ``payload``)."""
+    return gzip.compress(struct.pack(f">I{len(dims)}I", 0x800 + len(dims), *dims) + payload)
+
+
+BAD_IDX += [
+    # issue 10: a 254 KiB .gz used to be inflated to 512 MiB before its header was read; the
+    # header now comes first, and its size must fit what gzip can inflate the file to
+    ("gz-header-declares-too-much", "train-images-idx3-ubyte.gz", True,
+     _gz_bomb((1_000_000, 28, 28)), ValueError,
+     ["train-images-idx3-ubyte.gz", "got a header declaring 1000000 x 28 x 28 = 784000000 "
+      "bytes", "gzip inflates its"]),
+    # dims whose product overflows int64 (2^32-1 cubed): checked with Python integers
+    ("dims-overflow-int64", "train-images-idx3-ubyte", False,
+     struct.pack(">4I", 0x803, 2**32 - 1, 2**32 - 1, 2**32 - 1), ValueError,
+     ["train-images-idx3-ubyte", "got 0 bytes of data after the header, expected "
+      f"{(2**32 - 1) ** 3} = 4294967295 x 4294967295 x 4294967295"]),
+    ("gz-more-data-than-declared", "train-labels-idx1-ubyte.gz", True,
+     _gz_bomb((3,), b"\0" * 5), ValueError,
+     ["train-labels-idx1-ubyte.gz", "got more than 3 bytes of data after the header"]),
+    ("no-images", "t10k-images-idx3-ubyte", False, _idx(np.zeros((0, 28, 28))), ValueError,
+     ["t10k-images-idx3-ubyte", "got 0 images, expected at least 1"]),
+]
+
+
 @pytest.mark.parametrize("file, gz, content, exception, fragments",
                          [row[1:] for row in BAD_IDX], ids=[row[0] for row in BAD_IDX])
 def test_corrupt_idx_file_is_refused(tmp_path, file, gz, content, exception, fragments):
     directory = _write_mnist(tmp_path / "d", gz)
     (directory / file).write_bytes(content)
     _raises(lambda: D.load_dataset("mnist", directory), exception, fragments)
+
+
+def test_a_gz_bomb_is_never_inflated(tmp_path, monkeypatch):
+    """The declared size is checked before allocating; the data is inflated in chunks."""
+    directory = _write_mnist(tmp_path / "d", gz=True)
+    # 1 MiB of zeros compresses to ~1 KiB: a header that declares as much passes the size
+    # check, but the stream holds less and is refused at its end, never read whole
+    (directory / "train-images-idx3-ubyte.gz").write_bytes(
+        _gz_bomb((1337, 28, 28), b"\0" * 2**20))
+    reads = []
+    real = gzip.GzipFile.readinto
+    monkeypatch.setattr(gzip.GzipFile, "readinto",
+                        lambda self, b: reads.append(len(b)) or real(self, b))
+    _raises(lambda: D.load_dataset("mnist", directory), ValueError,
+            ["train-images-idx3-ubyte.gz", "got more than 1048208 bytes of data"])
+    assert reads and max(reads) <= 2**20  # bounded chunks
+
+
+def test_an_unreadable_file_names_itself(tmp_path, monkeypatch):
+    directory = _write_mnist(tmp_path / "d", gz=False)
+    if os.geteuid() == 0:  # root reads every file: make open() refuse as it would
+        import builtins
+
+        from impls.data import formats
+
+        def refuse(path, *args, **kwargs):
+            if str(path).endswith("train-labels-idx1-ubyte"):
+                raise PermissionError(13, "Permission denied", str(path))
+            return builtins.open(path, *args, **kwargs)
+
+        monkeypatch.setattr(formats, "open", refuse, raising=False)
+    (directory / "train-labels-idx1-ubyte").chmod(0)
+    _raises(lambda: D.load_dataset("mnist", directory), PermissionError,
+            ["train-labels-idx1-ubyte: permission denied, expected a readable file"])
 
 
 def test_missing_idx_file_and_directory_say_how_to_get_them(tmp_path):
@@ -387,7 +452,56 @@ BAD_CIFAR = [
     ("not-a-dict", pickle.dumps([_DATA, _LABELS]), ["got a pickled list, expected a dict"]),
     ("no-labels", pickle.dumps({b"data": _DATA}), ["expected b'labels'"]),
     ("truncated", _batch(_DATA, _LABELS)[:-40], ["corrupt or truncated pickle"]),
+    ("ragged-labels", _batch(_DATA, [0, [1, 2], 3]),
+     ["test_batch", "got b'labels' that are not a flat list of integers"]),
 ]
+
+
+class _Alloc:
+    """A pickled call of the allow-listed np.ndarray(shape, dtype)."""
+
+    def __init__(self, shape, dtype="u1"):
+        self.shape, self.dtype = shape, dtype
+
+    def __reduce__(self):
+        return (np.ndarray, (self.shape, np.dtype(self.dtype)))
+
+
+class _ObjectState:
+    """An object array rebuilt from a list shorter than its shape (NumPy 2.4.6 segfaults)."""
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        return (_reconstruct, (np.ndarray, (0,), b"b"),
+                (1, (1000, 1000), np.dtype(object), False, [1]))
+
+
+# issue 10: a 181-byte pickle asked np.ndarray for 3 TiB (MemoryError naming no file), a
+# 240-byte one got 1.5 GiB; now any array must fit in what the file can account for
+BIG_PICKLES = [
+    ("3-TiB", {b"data": _Alloc((3 * 2**40,)), b"labels": [0]},
+     ["asks for an array of shape (3298534883328,) and dtype uint8", "refused before "
+      "allocating it"]),
+    ("1.5-GiB", {b"data": _Alloc((50_000, 32_768)), b"labels": [0]},
+     ["asks for an array of shape (50000, 32768)"]),
+    ("huge-dtype", {b"data": _Alloc((10,), ("u1", (2**15, 2**15))), b"labels": [0]},
+     ["asks for an array of shape (10,)"]),
+    ("object-array", {b"data": _ObjectState(), b"labels": [0]},
+     ["asks for an array of Python objects, expected numbers"]),
+]
+
+
+@pytest.mark.parametrize("content, fragments", [row[1:] for row in BIG_PICKLES],
+                         ids=[row[0] for row in BIG_PICKLES])
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_pickle_cannot_allocate_more_than_its_file_holds(tmp_path, content, fragments,
+                                                           protocol):
+    directory = _write_cifar(tmp_path / "c")
+    (directory / "test_batch").write_bytes(pickle.dumps(content, protocol=protocol))
+    assert (directory / "test_batch").stat().st_size < 400
+    _raises(lambda: D.load_dataset("cifar10", directory), ValueError,
+            ["test_batch", *fragments])
 
 
 @pytest.mark.parametrize("content, fragments", [row[1:] for row in BAD_CIFAR],
@@ -402,14 +516,21 @@ def test_corrupt_cifar_batch_is_refused(tmp_path, content, fragments):
 # SIGNS (HDF5)
 
 
-def _write_signs(directory, train=SIGNS_TRAIN, test=SIGNS_TEST, classes=6, drop=None):
+def _write_signs(directory, train=SIGNS_TRAIN, test=SIGNS_TEST, classes=6, drop=None,
+                 group=None, external=None):
+    """classes None: a scalar list_classes; group / external: that key as an HDF5 group, or
+    as an external link to a file that does not exist."""
     h5py = pytest.importorskip("h5py", reason="signs needs h5py (the 'report' extra)")
     directory.mkdir(exist_ok=True)
     for split, (x, y) in (("train", train), ("test", test)):
         with h5py.File(directory / f"{split}_signs.h5", "w") as f:
-            f["list_classes"] = np.arange(classes)
+            f["list_classes"] = np.arange(6)[0] if classes is None else np.arange(classes)
             for key, value in ((f"{split}_set_x", x), (f"{split}_set_y", y)):
-                if key != drop:
+                if key == group:
+                    f.create_group(key)["inner"] = value
+                elif key == external:
+                    f[key] = h5py.ExternalLink(str(directory / "absent.h5"), "/x")
+                elif key != drop:
                     f[key] = value
     return directory
 
@@ -436,6 +557,15 @@ BAD_SIGNS = [
      ["got images of shape (64, 64, 1), expected (64, 64, 3) per sample (H, W, C)"]),
     ("count-mismatch", {"train": (_SX, _SY[:5])}, ["got 6 images and 5 labels"]),
     ("five-classes", {"classes": 5}, ["got 5 entries in 'list_classes', expected 6"]),
+    ("scalar-list-classes", {"classes": None},
+     ["train_signs.h5", "got a scalar in 'list_classes', expected 6 entries"]),
+    ("x-is-a-group", {"group": "train_set_x"},
+     ["train_signs.h5", "got 'train_set_x' as a Group, expected a dataset"]),
+    ("external-link-to-a-missing-file", {"external": "test_set_x"},
+     ["test_signs.h5", "got 'test_set_x' as a ExternalLink, expected a dataset stored in "
+      "the file"]),
+    ("no-images", {"train": (_SX[:0], _SY[:0])},
+     ["train_signs.h5", "got 0 images, expected at least 1"]),
 ]
 
 

@@ -14,6 +14,7 @@ docstring of each ``_load_<name>``.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _validate as v
-from .formats import IDX_IMAGES, IDX_LABELS, load_pickle, read_idx
+from .formats import IDX_IMAGES, IDX_LABELS, MAX_DEFLATE_RATIO, load_pickle, read_idx
 
 Split = tuple[np.ndarray, np.ndarray]  # (x (N, C, H, W) float32, y (N,) int64)
 
@@ -112,6 +113,8 @@ def _checked_labels(path: Path, labels: np.ndarray, num_classes: int) -> np.ndar
 
 
 def _check_count(x_path: Path, n_images: int, y_path: Path, n_labels: int) -> None:
+    if n_images == 0:  # an empty split would train and evaluate to NaN metrics
+        raise ValueError(f"{x_path}: got 0 images, expected at least 1")
     if n_images != n_labels:
         where = f"{x_path}" if x_path == y_path else f"{x_path} and {y_path}"
         raise ValueError(f"{where}: got {n_images} images and {n_labels} labels, expected as "
@@ -230,8 +233,13 @@ def _read_cifar_batch(path: Path) -> Split:
         got = v.describe(data)
         raise ValueError(f"{path}: got b'data' {got}, expected a uint8 array of shape "
                          f"(N, {row})")
-    labels = _checked_labels(path, np.asarray(_cifar_entry(path, batch, "labels")),
-                             info.num_classes)
+    raw = _cifar_entry(path, batch, "labels")
+    try:
+        labels = np.asarray(raw)
+    except (ValueError, TypeError) as exc:  # a ragged list: "inhomogeneous shape"
+        raise ValueError(f"{path}: got b'labels' that are not a flat list of integers "
+                         f"({str(exc).split('.')[0]}), expected N integers") from None
+    labels = _checked_labels(path, labels, info.num_classes)
     _check_count(path, len(data), path, len(labels))
     # each row holds the red plane, then green, then blue, each 32x32 row-major: NCHW already
     return _to_unit(data, 255.0).reshape((-1, *info.input_shape)), labels  # (N, 3, 32, 32)
@@ -276,17 +284,20 @@ def _read_signs_split(directory: Path, split: str) -> Split:
     except OSError as exc:
         raise ValueError(f"{path}: got a file h5py cannot open ({exc}), expected an HDF5 "
                          "file") from exc
+    c, h, w = info.input_shape
+    size = path.stat().st_size
     with f:
         arrays = {}
-        for key in (f"{split}_set_x", f"{split}_set_y"):
-            if key not in f:
-                raise ValueError(f"{path}: got datasets {sorted(f.keys())}, expected {key!r}")
-            arrays[key] = np.asarray(f[key][()])
-        if "list_classes" in f and len(f["list_classes"]) != info.num_classes:
-            raise ValueError(f"{path}: got {len(f['list_classes'])} entries in 'list_classes', "
-                             f"expected {info.num_classes}")
+        for key, shape in ((f"{split}_set_x", (h, w, c)), (f"{split}_set_y", ())):
+            arrays[key] = _h5_array(h5py, f, path, key, shape, size)
+        if "list_classes" in f:
+            classes = _h5_dataset(h5py, f, path, "list_classes")
+            if classes.ndim != 1 or len(classes) != info.num_classes:
+                got = ("a scalar" if classes.ndim == 0 else f"shape {classes.shape}"
+                       if classes.ndim != 1 else f"{len(classes)} entries")
+                raise ValueError(f"{path}: got {got} in 'list_classes', expected "
+                                 f"{info.num_classes} entries")
     images, labels = arrays[f"{split}_set_x"], arrays[f"{split}_set_y"]
-    c, h, w = info.input_shape
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"{path}: got {split}_set_x {v.describe(images)}, expected a uint8 "
                          f"array (N, {h}, {w}, {c})")
@@ -296,6 +307,45 @@ def _read_signs_split(directory: Path, split: str) -> Split:
     # stored NHWC (as the course's Keras code wants it); the project is NCHW
     x = np.ascontiguousarray(_to_unit(images, 255.0).transpose(0, 3, 1, 2))  # (N, 3, 64, 64)
     return x, labels
+
+
+def _h5_dataset(h5py: object, f: object, path: Path, key: str) -> object:
+    """``f[key]``, which must be a dataset stored in the file itself (hard link)."""
+    link = f.get(key, getlink=True)
+    if link is None:
+        raise ValueError(f"{path}: got datasets {sorted(f.keys())}, expected {key!r}")
+    if not isinstance(link, h5py.HardLink):
+        # an external link opens another file (maybe absent, maybe anywhere); a soft link
+        # points elsewhere in this one: a dataset file needs neither
+        raise ValueError(f"{path}: got {key!r} as a {type(link).__name__}, expected a "
+                         "dataset stored in the file")
+    try:
+        node = f[key]
+    except (KeyError, OSError) as exc:
+        raise ValueError(f"{path}: got {key!r} that cannot be read ({exc})") from None
+    if not isinstance(node, h5py.Dataset):
+        raise ValueError(f"{path}: got {key!r} as a {type(node).__name__}, expected a "
+                         "dataset")
+    return node
+
+
+def _h5_array(h5py: object, f: object, path: Path, key: str, sample: tuple[int, ...],
+              size: int) -> np.ndarray:
+    """Read dataset ``key`` after checking its rank against ``sample`` (the shape of one
+    sample) and its size against what the file can hold (compressed chunks inflate at most
+    formats.MAX_DEFLATE_RATIO times)."""
+    node = _h5_dataset(h5py, f, path, key)
+    if node.ndim != 1 + len(sample):
+        raise ValueError(f"{path}: got {key} of shape {node.shape}, expected (N"
+                         f"{''.join(f', {d}' for d in sample)})")
+    nbytes = math.prod(node.shape) * node.dtype.itemsize
+    if nbytes > max(size, 1) * MAX_DEFLATE_RATIO:
+        raise ValueError(f"{path}: got {key} of shape {node.shape} ({nbytes} bytes), expected "
+                         f"at most {size * MAX_DEFLATE_RATIO} bytes in a file of {size}")
+    try:
+        return np.asarray(node[()])
+    except (OSError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: got {key} that cannot be read ({exc})") from None
 
 
 def _load_signs(data_dir: Path | None, n_train: int | None,
@@ -400,8 +450,9 @@ def _spec(name: object) -> _Spec:
 
 # how each option is checked (the message names the option)
 _OPTION_CHECKS: dict[str, Callable[[str, object], object]] = {
-    "n_train": lambda k, x: v.optional_integer(k, x, 0),
-    "n_test": lambda k, x: v.optional_integer(k, x, 0),
+    # >= 1: an empty split trains and evaluates to NaN metrics
+    "n_train": lambda k, x: v.optional_integer(k, x, 1),
+    "n_test": lambda k, x: v.optional_integer(k, x, 1),
     "test_size": lambda k, x: v.real(k, x, 0.0, 1.0, low_open=True, high_open=True),
     "seed": lambda k, x: v.integer(k, x, 0),
     "input_shape": lambda k, x: v.shape(k, x, 3),
