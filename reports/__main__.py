@@ -16,95 +16,135 @@ from reference.models import MODELS  # noqa: E402
 
 from .bench import add_bench_parser  # noqa: E402
 from .io import write_csv_atomic, write_json_atomic  # noqa: E402
-from .runner import add_run_parser  # noqa: E402
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-DEFAULT_OUT = Path("reports") / "out"
+from .runner import DEFAULT_OUT, HelpFormatter, add_run_parser  # noqa: E402
+from .runspec import (  # noqa: E402
+    DTYPES,
+    OPTIMIZERS,
+    TRAINING_DEFAULTS,
+    UsageError,
+    hidden_sizes,
+    init_name,
+    integer,
+    number,
+)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    t = TRAINING_DEFAULTS
     p = sub.add_parser(
         "train", help="train one model in one framework and save per-epoch results",
         description="Train one model in one framework; print loss and accuracy per epoch and "
                     "write results.json and epochs.csv (atomically, after every epoch, so "
-                    "Ctrl-C keeps the finished epochs).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--framework", choices=impls.BACKENDS, default="numpy")
-    p.add_argument("--model", choices=sorted(MODELS), default="simple_cnn")
-    p.add_argument("--dataset", choices=DATASETS, default="digits")
+                    "Ctrl-C keeps the finished epochs). The training defaults are those of "
+                    "`python -m reports run`.",
+        formatter_class=HelpFormatter)
+    p.set_defaults(handler=_run_train, parser=p)
+    p.add_argument("--framework", choices=impls.BACKENDS, default="numpy", help="framework")
+    p.add_argument("--model", choices=sorted(MODELS), default="simple_cnn", help="model")
+    p.add_argument("--dataset", choices=DATASETS, default=t["dataset"], help="dataset")
     p.add_argument("--data-dir", default=None,
                    help="directory of the dataset's files (default: the dataset's own)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--epochs", type=integer(1), default=t["epochs"], help="epochs")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=t["optimizer"], help="optimizer")
+    p.add_argument("--lr", type=number(0.0, low_open=True), default=t["lr"],
+                   help="learning rate")
+    p.add_argument("--batch-size", type=integer(1), default=t["batch_size"], help="batch size")
+    p.add_argument("--seed", type=integer(0), default=t["seed"],
                    help="seeds the initial weights, the batch order and shared dropout masks")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--dtype", choices=DTYPES, default=t["dtype"], help="the model's dtype")
     p.add_argument("--implementation", choices=("auto", "native", "textbook"), default="auto",
                    help="the framework's own optimizer, the textbook update written in the "
                         "framework, or native where it equals the textbook (auto)")
-    p.add_argument("--momentum", type=float, help="momentum/nesterov coefficient (0.9)")
-    p.add_argument("--alpha", type=float, help="RMSProp decay of the squared average (0.99)")
-    p.add_argument("--beta1", type=float, help="Adam's first-moment decay (0.9)")
-    p.add_argument("--beta2", type=float, help="Adam's second-moment decay (0.999)")
-    p.add_argument("--eps", type=float, help="optimizer epsilon (its own default)")
-    p.add_argument("--weight-decay", type=float,
-                   help="optimizer weight decay added to the gradient (0)")
-    p.add_argument("--l2", type=float,
-                   help="the model's L2 term 0.5 * l2 * sum(w**2) in the loss (model default)")
-    p.add_argument("--init", help="initialiser: he_normal, xavier_normal, xavier_uniform or "
-                                  "normal(STD) (model default)")
-    p.add_argument("--hidden", type=lambda s: tuple(int(v) for v in s.split(",")),
-                   help="mlp: hidden sizes, e.g. 100,100,100")
-    p.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), help="mlp activation")
+    p.add_argument("--momentum", type=number(0.0, high=1.0, high_open=True),
+                   help="momentum/nesterov coefficient (default: 0.9)")
+    p.add_argument("--alpha", type=number(0.0, high=1.0, high_open=True),
+                   help="RMSProp decay of the squared average (default: 0.99)")
+    p.add_argument("--beta1", type=number(0.0, high=1.0, high_open=True),
+                   help="Adam's first-moment decay (default: 0.9)")
+    p.add_argument("--beta2", type=number(0.0, high=1.0, high_open=True),
+                   help="Adam's second-moment decay (default: 0.999)")
+    p.add_argument("--eps", type=number(0.0, low_open=True),
+                   help="optimizer epsilon (default: the optimizer's own)")
+    p.add_argument("--weight-decay", type=number(0.0),
+                   help="optimizer weight decay added to the gradient (default: 0)")
+    p.add_argument("--l2", type=number(0.0),
+                   help="the model's L2 term 0.5 * l2 * sum(w**2) in the loss (default: the "
+                        "model's own)")
+    p.add_argument("--init", type=init_name, default=t["init"],
+                   help="initialiser: he_normal, xavier_normal, xavier_uniform, normal(STD), "
+                        "or 'model' for the tutorial's own")
+    p.add_argument("--hidden", type=hidden_sizes,
+                   help="mlp: hidden sizes, e.g. 100,100,100 (default: the model's own)")
+    p.add_argument("--activation", choices=("relu", "sigmoid", "tanh"),
+                   help="mlp activation (default: relu)")
     p.add_argument("--batchnorm", action="store_true", default=None, help="mlp: batch norm")
-    p.add_argument("--dropout", type=float, help="mlp: dropout probability")
+    p.add_argument("--dropout", type=number(0.0, high=1.0, high_open=True),
+                   help="mlp: dropout probability (default: none)")
     p.add_argument("--shared-masks", action="store_true",
                    help="draw dropout masks in NumPy from the seed (same units in every "
                         "framework) instead of the framework's own RNG")
     p.add_argument("--out", type=Path, default=None,
-                   help=f"output directory (default: {DEFAULT_OUT}/train/<run name>)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_run_train)
+                   help=f"output directory, new or holding no results.json yet (default: "
+                        f"{DEFAULT_OUT}/train/<run name>)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none either when stderr is not a terminal)")
 
 
 def _pick(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _train_out(out: Path) -> Path:
+    """``--out`` checked before any training: a directory that can be written and holds no
+    results (a run directory of `run`, or an earlier training, is never overwritten)."""
+    if (out / "results.json").exists() or (out / "cells").is_dir():
+        raise UsageError("--out", f"got {str(out)!r}, which already holds results (another "
+                                  "run's); choose a new directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = ("it is a file, not a directory" if out.exists() and not out.is_dir()
+                  else err.strerror or type(err).__name__)
+        raise UsageError("--out", f"got {str(out)!r}: cannot write there ({reason})") from None
+    return out
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .environment import keep_freed_memory
     from .training import train
 
-    keep_freed_memory()  # as in the runner's cells (reports/environment.py says why)
-
     optimizer_options = _pick(args, ("momentum", "alpha", "beta1", "beta2", "eps",
                                      "weight_decay", "implementation"))
     model_options = _pick(args, ("hidden", "activation", "batchnorm", "dropout", "init"))
+    if model_options.get("init") == "model":
+        del model_options["init"]
     if args.l2 is not None:
         model_options["weight_decay"] = args.l2
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = args.out or DEFAULT_OUT / "train" / (
-        f"{args.framework}-{args.model}-{args.dataset}-seed{args.seed}-{stamp}")
+    out = _train_out(args.out or DEFAULT_OUT / "train" / (
+        f"{args.framework}-{args.model}-{args.dataset}-seed{args.seed}-{stamp}"))
+    keep_freed_memory()  # as in the runner's cells (reports/environment.py says why)
 
     def save(result: dict) -> None:
         write_json_atomic(out / "results.json", result)
         rows = [{**{k: v for k, v in result["config"].items() if not isinstance(v, dict)},
                  **row} for row in result["epochs"]]
         write_csv_atomic(out / "epochs.csv", rows)
+        row = result["epochs"][-1]
+        print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
+              f"train accuracy {row['train_accuracy']:.4f}, "
+              f"test accuracy {row['test_accuracy']:.4f}, {row['seconds']:.2f} s", flush=True)
 
     result = train(args.framework, args.model, args.dataset, data_dir=args.data_dir,
                    epochs=args.epochs, optimizer=args.optimizer, lr=args.lr,
                    batch_size=args.batch_size, seed=args.seed, dtype=args.dtype,
                    shared_masks=args.shared_masks, model_options=model_options,
-                   optimizer_options=optimizer_options, progress=not args.no_progress,
-                   on_epoch=save)
-    save(result)
-    for row in result["epochs"]:
-        print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
-              f"train accuracy {row['train_accuracy']:.4f}, "
-              f"test accuracy {row['test_accuracy']:.4f}, {row['seconds']:.2f} s")
+                   optimizer_options=optimizer_options,
+                   progress=not args.no_progress and sys.stderr.isatty(), on_epoch=save)
+    write_json_atomic(out / "results.json", result)  # the interrupted flag, after Ctrl-C
     print(f"results: {out / 'results.json'}")
     if result["interrupted"]:
         print(f"interrupted after {len(result['epochs'])} epoch(s); results so far kept",
@@ -127,6 +167,13 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
+    from .runfile import load_run, read_json_object
+
+    # a run directory is input like any other: checked here, so the renderer gets a valid run
+    load_run(args.run_dir, "render")
+    for name in ("environment.json", "baseline.json"):
+        if (args.run_dir / name).exists():
+            read_json_object(args.run_dir / name, "render")
     from .render import render
 
     written = render(args.run_dir)
@@ -148,13 +195,17 @@ def _add_cell(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="compute threads for the framework and BLAS (default: the spec's "
                         "'threads', else the number of CPUs)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="the runner's pid: once it is gone, remove --cleanup-dir and exit")
+    p.add_argument("--cleanup-dir", type=Path, default=None,
+                   help="the runner's temporary directory for this cell")
     p.set_defaults(handler=_run_cell)
 
 
 def _run_cell(args: argparse.Namespace) -> int:
     from .cells import main as cell_main
 
-    return cell_main(args.spec, args.out, args.threads)
+    return cell_main(args.spec, args.out, args.threads, args.parent_pid, args.cleanup_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,12 +222,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _as_typed(parser: argparse.ArgumentParser | None, message: str) -> str:
+    """A library error names its argument as the code does ("data_dir: got ..."): on the
+    command line, name the option as the user typed it ("--data-dir: got ...")."""
+    name, sep, rest = message.partition(": ")
+    if parser is None or not sep or not name.isidentifier():
+        return message
+    options = {action.dest: action.option_strings[-1 if action.dest == "datasets" else 0]
+               for action in parser._actions if action.option_strings}
+    if name in options:
+        return f"{options[name]}: {rest}"
+    if name in ("n_train", "n_test", "input_shape", "num_classes", "noise", "test_size"):
+        return f"--dataset-option {name}: {rest}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    parser = getattr(args, "parser", None)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except UsageError as err:  # as argparse reports a bad option: usage, then the message
+        if parser is None:
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, ImportError) as err:
+        # bad input (a file, a saved run, an option the library refused): one line, status 2
+        text = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {_as_typed(parser, text)}", file=sys.stderr)
         return 2
 
 

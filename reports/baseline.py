@@ -18,9 +18,8 @@ pair and the regressions.
 
 from __future__ import annotations
 
-import json
+import fnmatch
 import os
-from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_ACCURACY_DROP = 0.02
@@ -30,20 +29,11 @@ PER_STEP = ("step_loss", "parity_loss_dev")
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """A results.json (or the run directory holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"baseline: {path} not found (expected the results.json of "
-                                "an earlier run, or its run directory)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"baseline: {path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise ValueError(f"baseline: {path} has no 'rows' list; expected a results.json")
-    return data
+    """A results.json (or the run directory holding one), checked (reports/runfile.py):
+    a bad one raises RunFileError (a ValueError) naming the file, before any cell runs."""
+    from .runfile import load_results as load
+
+    return load(path, "--baseline")
 
 
 def _ok_cells(results: dict[str, Any]) -> set[str]:
@@ -70,7 +60,8 @@ def summarise(results: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
         if row.get("kind") != "train" or row.get("cell") not in ok:
             continue
         entry = out.setdefault(tuple(row.get(k) for k in KEY_FIELDS),
-                               {"accuracy": {}, "step": [], "epoch": [], "parallel": False})
+                               {"accuracy": {}, "step": [], "epoch": [], "parallel": False,
+                                "cell": row.get("cell")})
         entry["parallel"] = entry["parallel"] or bool(row.get("parallel"))
         metric, value = row.get("metric"), row.get("value")
         if value is None:
@@ -83,20 +74,29 @@ def summarise(results: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
             entry["epoch"].append(value)
     return {key: {"test_accuracy": e["accuracy"][max(e["accuracy"])] if e["accuracy"] else None,
                   "step_latency_median": _median(e["step"]),
-                  "epoch_seconds": _median(e["epoch"]), "parallel": e["parallel"]}
+                  "epoch_seconds": _median(e["epoch"]), "parallel": e["parallel"],
+                  "cell": e["cell"]}
             for key, e in out.items()}
 
 
 def compare(current: dict[str, Any], baseline: dict[str, Any], *,
             max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
             max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
-            fail_on_failed_cells: bool = False) -> dict[str, Any]:
-    """The comparison: ``{"thresholds", "pairs", "regressions", "missing", "failed_cells"}``.
+            fail_on_failed_cells: bool = False,
+            cells: list[str] | None = None) -> dict[str, Any]:
+    """The comparison: ``{"thresholds", "cells", "pairs", "regressions", "missing",
+    "failed_cells", "vacuous", "partial"}``.
 
     A pair: the key fields, ``metric``, ``baseline``, ``current``, ``change`` (difference
     for accuracy, ratio for times), ``regression`` (bool), ``parallel_mismatch`` (bool).
+    ``cells``: glob patterns of the baseline cell ids to compare (None: all). ``missing``:
+    the baseline cells (of those) this run has no ok cell for; ``vacuous``: nothing was
+    compared; ``partial``: something is missing.
     """
     now, before = summarise(current), summarise(baseline)
+    if cells is not None:
+        before = {key: e for key, e in before.items()
+                  if any(fnmatch.fnmatchcase(str(e["cell"]), p) for p in cells)}
     pairs = []
     for key in sorted(set(now) & set(before), key=str):
         a, b = now[key], before[key]
@@ -119,12 +119,16 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *,
     if fail_on_failed_cells:
         regressions += [{"cell": cell, "metric": "status", "current": "failed",
                          "regression": True} for cell in failed]
+    missing = [dict(zip(KEY_FIELDS, key)) for key in sorted(set(before) - set(now), key=str)]
     return {"thresholds": {"max_accuracy_drop": max_accuracy_drop,
                            "max_slowdown": max_slowdown},
-            "pairs": pairs, "regressions": regressions,
-            "missing": [dict(zip(KEY_FIELDS, key)) for key in sorted(set(before) - set(now),
-                                                                     key=str)],
-            "failed_cells": failed}
+            "cells": cells, "pairs": pairs, "regressions": regressions, "missing": missing,
+            "failed_cells": failed, "vacuous": not pairs, "partial": bool(missing)}
+
+
+def passed(comparison: dict[str, Any]) -> bool:
+    """What ``--check`` demands: no regression, something compared, nothing missing."""
+    return not (comparison["regressions"] or comparison["vacuous"] or comparison["partial"])
 
 
 def baseline_document(baseline: dict[str, Any], source: str | os.PathLike,
@@ -156,6 +160,14 @@ def summary_lines(comparison: dict[str, Any]) -> list[str]:
             flag = " (parallel in only one run)" if r["parallel_mismatch"] else ""
             lines.append(f"  REGRESSION {what}: {r['metric']} {r['baseline']:.4g} -> "
                          f"{r['current']:.4g} ({r['change']:.2f}x){flag}")
+    if comparison["vacuous"]:
+        lines.append("  VACUOUS: no baseline cell matched an ok cell of this run; nothing was "
+                     "compared")
     if comparison["missing"]:
-        lines.append(f"  {len(comparison['missing'])} baseline cell(s) not in this run")
+        names = ", ".join("-".join(str(m[k]) for k in KEY_FIELDS)
+                          for m in comparison["missing"][:5])
+        more = "" if len(comparison["missing"]) <= 5 else ", ..."
+        lines.append(f"  PARTIAL: {len(comparison['missing'])} baseline cell(s) have no ok "
+                     f"cell in this run ({names}{more}); narrow the baseline with "
+                     "--baseline-cells to compare a subset on purpose")
     return lines

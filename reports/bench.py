@@ -27,24 +27,26 @@ from .opbench import OPS
 from .runner import (
     DEFAULT_OUT,
     HelpFormatter,
+    claim_run_dir,
     execute_run,
     names_arg,
     not_installed,
     ordered_frameworks,
     plan_op_cells,
     render_report,
-    run_dir_and_config,
+    saved_run,
+    succeeded,
 )
 
 STEP = SPEC_DEFAULTS["step"]
 # Defaults of the options that define the matrix; argparse's defaults are None, so that
-# --resume can tell which of them were given (they are then ignored: the saved matrix runs).
+# --resume can tell which of them were given (they are then refused: the saved matrix runs).
 DEFAULTS: dict[str, Any] = {"models": list(MODELS), "batch_size": STEP["batch_size"],
                             "dtype": STEP["dtype"], "warmup": STEP["warmup"],
                             "repeats": STEP["repeats"], "gemm_size": STEP["gemm_size"],
                             "op_preset": "full"}
 MATRIX_OPTIONS = ("frameworks", "models", "batch_size", "dtype", "threads", "warmup",
-                  "repeats", "gemm_size", "op_preset", "no_ops", "ops", "run_id")
+                  "repeats", "gemm_size", "op_preset", "no_ops", "ops", "run_id", "out")
 LATEST = "latest-bench"
 
 
@@ -59,6 +61,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
                     "directory like `run` (docs/results.md), points <out>/latest-bench at it "
                     "and renders its report.",
         formatter_class=HelpFormatter)
+    p.set_defaults(handler=bench_command, parser=p)
     p.add_argument("--frameworks", type=names_arg(impls.BACKENDS), default=None,
                    help=f"comma-separated frameworks (default: {','.join(impls.BACKENDS)}); "
                         "one not installed is recorded as skipped with a note")
@@ -86,19 +89,19 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ops", action="store_true", help="no op benchmarks")
     p.add_argument("--ops", type=names_arg(OPS), default=None,
                    help=f"comma-separated ops to benchmark (default: all: {','.join(OPS)})")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    p.add_argument("--out", type=Path, default=None,
                    help=f"root of the run directories; the newest bench run is also "
-                        f"<out>/{LATEST}")
+                        f"<out>/{LATEST} (default: {DEFAULT_OUT})")
     p.add_argument("--run-id", default=None,
                    help="name of the run directory (default: the date and time)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="finish the bench run in RUN_DIR (after Ctrl-C, or to retry failed "
                         "cells): its saved settings are used and the cells whose "
-                        "cells/<id>.json says ok are not run again")
+                        "cells/<id>.json says ok for the same spec are not run again; options "
+                        "that would change the run are refused")
     p.add_argument("--no-render", action="store_true", help="do not render the report")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (the per-cell status lines stay)")
-    p.set_defaults(handler=bench_command)
 
 
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,18 +158,19 @@ def plan(config: dict[str, Any], installed: list[str]
 def bench_command(args: argparse.Namespace) -> int:
     """``python -m reports bench``: returns the exit status."""
     start = time.perf_counter()
-    run_dir, config, run_id, created = run_dir_and_config(args, "bench", build_config,
-                                                          MATRIX_OPTIONS)
+    saved = saved_run(args, "bench", MATRIX_OPTIONS)
+    config = build_config(args) if saved is None else saved["config"]
     specs, skipped = plan(config, impls.available())
+    run_dir, created, continuing = claim_run_dir(args, config, saved)
     # one cell at a time: cells side by side would compete for the cores they are timing
-    header = {"run_id": run_id, "created": created, "config": config,
+    header = {"run_id": run_dir.name, "created": created, "config": config,
               "execution": {"workers": 1, "scheduler": None, "timeout": 0.0,
                             "parallel": False}}
     results = execute_run("bench", run_dir, header, specs, skipped, {},
-                          resume=args.resume is not None, progress=not args.no_progress,
+                          resume=continuing, progress=not args.no_progress,
                           latest=LATEST, start=start)
     if results is None:
         return 130
     if not args.no_render:
         render_report(run_dir)
-    return 0
+    return 0 if succeeded(results) else 1

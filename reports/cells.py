@@ -35,6 +35,7 @@ import numpy as np
 
 from .environment import environment, keep_freed_memory
 from .io import save_npz_atomic, write_json_atomic
+from .runspec import TRAINING_DEFAULTS, plain_name
 
 ROW_FIELDS = ("cell", "kind", "framework", "model", "dataset", "seed", "op", "size",
               "direction", "epoch", "step", "metric", "value", "unit", "parallel")
@@ -42,9 +43,9 @@ FAIL_VARIABLE = "CNN_ROSETTA_FAIL_CELLS"
 WARMUP_STEPS = 3  # training steps left out of the latency and throughput figures
 INFERENCE_REPEATS = 10
 SPEC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train": {"seed": 0, "epochs": 3, "optimizer": "adam", "lr": 2e-3, "batch_size": 32,
-              "init": None,
-              "dtype": "float32", "data_dir": None, "dataset_options": {},
+    "train": {**{k: TRAINING_DEFAULTS[k] for k in ("seed", "epochs", "optimizer", "lr",
+                                                   "batch_size", "dtype")},
+              "init": None, "data_dir": None, "dataset_options": {},
               "shared_masks": True, "warmup_steps": WARMUP_STEPS},
     "ops": {"preset": "quick", "dtype": "float32"},
     # sgd: the cheapest update, so that the step measures the network
@@ -72,12 +73,15 @@ GEMM_REPEATS = 5  # timed matmuls of the GEMM rate, after one warm-up
 
 def cell_id(spec: dict[str, Any]) -> str:
     """``train-<framework>-<model>-<dataset>-seed<seed>``, ``ops-<framework>`` or
-    ``step-<framework>-<model>``."""
+    ``step-<framework>-<model>``: the file name of the cell's record, so a spec whose names
+    would make it a path ('../x') raises ValueError."""
     if spec["kind"] == "ops":
-        return f"ops-{spec['framework']}"
-    if spec["kind"] == "step":
-        return f"step-{spec['framework']}-{spec['model']}"
-    return f"train-{spec['framework']}-{spec['model']}-{spec['dataset']}-seed{spec['seed']}"
+        cid = f"ops-{spec['framework']}"
+    elif spec["kind"] == "step":
+        cid = f"step-{spec['framework']}-{spec['model']}"
+    else:
+        cid = f"train-{spec['framework']}-{spec['model']}-{spec['dataset']}-seed{spec['seed']}"
+    return plain_name("cell id", cid)
 
 
 def make_row(cell: str, metric: str, value: float, unit: str, **fields: Any) -> dict[str, Any]:
@@ -200,16 +204,19 @@ def train_cell(spec: dict[str, Any], weights_path: str | None = None) -> dict[st
     timed = steps[warmup:]
     seconds = [s["seconds"] for s in timed]
     batch = session.x_test[:spec["batch_size"]]  # a fixed batch, (B, C, H, W)
-    rows += [row("step_latency_median", _percentile_ms(seconds, 50), "ms"),
+    median = _percentile_ms(seconds, 50)
+    # images/s from the same median as the step latency (a mean would mix in the slow
+    # outliers and the last, smaller batch): the two always agree, docs/results.md
+    rows += [row("step_latency_median", median, "ms"),
              row("step_latency_p90", _percentile_ms(seconds, 90), "ms"),
-             row("throughput", sum(s["images"] for s in timed) / sum(seconds), "images/s"),
+             row("throughput", spec["batch_size"] / (median / 1e3), "images/s"),
              row("inference_latency", inference_latency(session.model, batch), "ms")]
     if weights_path is not None:
         save_npz_atomic(weights_path, session.model.get_weights())
     rows.append(row("peak_rss", peak_rss_mib(), "MiB"))
     note = (f"{len(steps)} steps; the first {warmup} left out of step latency and throughput "
-            f"as warm-up; inference latency: median of {INFERENCE_REPEATS} predict calls on "
-            f"a batch of {len(batch)}")
+            f"as warm-up; throughput = batch size / median step; inference latency: median "
+            f"of {INFERENCE_REPEATS} predict calls on a batch of {len(batch)}")
     return {"rows": rows, "note": note, "config": result["config"]}
 
 
@@ -439,13 +446,21 @@ def run_cell(spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]
 
 
 def main(spec_path: str | os.PathLike, out_path: str | os.PathLike,
-         threads: int | None = None) -> int:
+         threads: int | None = None, parent_pid: int | None = None,
+         cleanup_dir: str | os.PathLike | None = None) -> int:
     """The cell process: read SPEC.json, measure, write the record to OUT.json.
 
     On an error the record says "failed" with the traceback and the exit status is 1; the
     runner then keeps it (and, when even that could not be written, the stderr tail).
+    ``parent_pid``: the runner; once it is gone this process removes ``cleanup_dir`` and
+    exits (reports/lifeline.py).
     """
     import json
+
+    if parent_pid is not None:
+        from .lifeline import die_with_parent
+
+        die_with_parent(parent_pid, cleanup_dir)
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     try:

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
-import datetime
 import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -54,24 +52,40 @@ from .cells import cell_id, make_row, safe_cell_id, with_defaults
 from .cells import record as make_record
 from .environment import THREAD_VARIABLES, environment
 from .io import write_bytes_atomic, write_csv_atomic, write_json_atomic
+from .loadwatch import LoadSampler, is_loaded, load_average, run_load
 from .opbench import OPS
+from .rundir import LATEST_NAMES, create_run_dir, now, read_records, update_latest
+from .runfile import RunFileError, load_results, load_run, read_json_object
+from .runspec import (
+    DTYPES,
+    OPTIMIZERS,
+    TRAINING_DEFAULTS,
+    UsageError,
+    check_dataset_options,
+    init_name,
+    integer,
+    number,
+    spec_hash,
+)
 
+__all__ = ["LATEST_NAMES", "update_latest"]  # re-exported: reports.rundir holds them
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("reports") / "out"
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow")
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"datasets": ["digits"], "models": ["simple_cnn", "three_layer_cnn", "mlp"],
-              "seeds": [0], "epochs": 3, "batch_size": 32, "op_preset": "quick",
-              "timeout": 900.0},
+    "quick": {"datasets": [TRAINING_DEFAULTS["dataset"]],
+              "models": ["simple_cnn", "three_layer_cnn", "mlp"], "seeds": [0],
+              "epochs": TRAINING_DEFAULTS["epochs"], "batch_size": TRAINING_DEFAULTS["batch_size"],
+              "op_preset": "quick", "timeout": 900.0},
     # 3 epochs of Fashion-MNIST's 60,000 images: 1,800 steps of 100 per cell (quick: 3 x 43
     # steps of 32 digits)
     "full": {"datasets": ["fashion-mnist"], "models": list(MODELS), "seeds": [0, 1, 2],
              "epochs": 3, "batch_size": 100, "op_preset": "full", "timeout": 0.0},
 }
-# options that define the matrix: with --resume the saved matrix is used instead
-MATRIX_OPTIONS = ("full", "models", "datasets", "data_dir", "dataset_options", "epochs",
-                  "seeds", "no_ops", "ops", "op_preset", "run_id")
+# options that define the matrix and its settings: --resume runs the saved ones and refuses these
+MATRIX_OPTIONS = ("full", "frameworks", "models", "datasets", "data_dir", "dataset_options",
+                  "epochs", "seeds", "optimizer", "lr", "batch_size", "init", "dtype", "threads",
+                  "no_ops", "ops", "op_preset", "run_id", "out")
 STDERR_TAIL = 4000  # characters of a failed cell's stderr kept in its record
 
 
@@ -128,7 +142,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
-    q, f = PRESETS["quick"], PRESETS["full"]
+    q, f, t = PRESETS["quick"], PRESETS["full"], TRAINING_DEFAULTS
     p = sub.add_parser(
         "run", help="measure the comparison matrix and write a run directory",
         description="Train every model in every installed framework and benchmark the ops, "
@@ -139,14 +153,17 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                     f"sizes; a few minutes). --full: {','.join(f['datasets'])}, every model, "
                     f"seeds 0,1,2, {f['epochs']} epochs of batches of {f['batch_size']}, "
                     "bigger op sizes (hours). Options given explicitly override "
-                    "either preset. A crashing cell is recorded as failed and the run goes on; "
-                    "Ctrl-C keeps the finished cells (finish with --resume RUN_DIR).",
+                    "either preset. Every option is checked before any cell starts. A "
+                    "crashing cell is recorded as failed and the run goes on (a run in which "
+                    "no cell succeeds exits with status 1); Ctrl-C keeps the finished cells "
+                    "(finish with --resume RUN_DIR).",
         formatter_class=HelpFormatter)
+    p.set_defaults(handler=run_command, parser=p)
     p.add_argument("--full", action="store_true",
                    help="the full matrix instead of the quick one")
-    p.add_argument("--frameworks", type=names_arg(impls.BACKENDS), default=",".join(impls.BACKENDS),
+    p.add_argument("--frameworks", type=names_arg(impls.BACKENDS), default=None,
                    help="comma-separated frameworks; one not installed is recorded as "
-                        "skipped with a note")
+                        f"skipped with a note (default: {','.join(impls.BACKENDS)})")
     p.add_argument("--models", type=names_arg(MODELS), default=None,
                    help=f"comma-separated models or 'all' (default: {','.join(q['models'])}; "
                         "--full: all)")
@@ -157,28 +174,31 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None,
                    help="directory of the dataset's files (default: the dataset's own)")
     p.add_argument("--dataset-option", dest="dataset_options", type=_option, action="append",
-                   default=[], metavar="KEY=VALUE",
+                   default=None, metavar="KEY=VALUE",
                    help="a dataset option, repeatable (JSON values): n_train=500, "
                         "n_test=200, for synthetic also input_shape=[1,8,8], num_classes=10")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=integer(1), default=None,
                    help=f"epochs per train cell (default: {q['epochs']}; --full: {f['epochs']})")
     p.add_argument("--seeds", type=_seeds, default=None,
                    help="comma-separated seeds; each seeds the initial weights, the batch "
                         "order and the dropout masks (default: 0; --full: 0,1,2)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help="the optimizer of every train cell (auto implementation: the "
-                        "framework's own where it equals the textbook update)")
-    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
-    p.add_argument("--batch-size", type=int, default=None,
+                        f"framework's own where it equals the textbook update) (default: "
+                        f"{t['optimizer']})")
+    p.add_argument("--lr", type=number(0.0, low_open=True), default=None,
+                   help=f"learning rate (default: {t['lr']:g})")
+    p.add_argument("--batch-size", type=integer(1), default=None,
                    help=f"training batch size (default: {q['batch_size']}; --full: "
                         f"{f['batch_size']})")
-    p.add_argument("--init", default="he_normal",
+    p.add_argument("--init", type=init_name, default=None,
                    help="initialiser of every model's weights (he_normal, xavier_normal, "
                         "xavier_uniform, normal(STD)), or 'model' for each tutorial's own "
-                        "(their tiny normal(0.01)/normal(0.001) inits need many more epochs)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="the models' dtype")
-    p.add_argument("--threads", type=int, default=None,
+                        "(their tiny normal(0.01)/normal(0.001) inits need many more epochs) "
+                        f"(default: {t['init']})")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help=f"the models' dtype (default: {t['dtype']})")
+    p.add_argument("--threads", type=integer(1), default=None,
                    help="compute threads of every cell, the same for every framework "
                         "(intra-op; inter-op 1; BLAS) (default: the number of CPUs, "
                         f"{os.cpu_count()} here, divided by --workers)")
@@ -187,71 +207,95 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated ops to benchmark (default: all: {','.join(OPS)})")
     p.add_argument("--op-preset", choices=("quick", "full"), default=None,
                    help="op sizes (default: quick; --full: full)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help="root of the run directories; the newest run is also <out>/latest")
+    p.add_argument("--out", type=Path, default=None,
+                   help="root of the run directories; the newest run is also <out>/latest "
+                        f"(default: {DEFAULT_OUT})")
     p.add_argument("--run-id", default=None,
-                   help="name of the run directory (default: the date and time)")
-    p.add_argument("--workers", type=int, default=1,
+                   help="name of the run directory (default: the date and time); an existing "
+                        "run's id continues that run only if every setting is the same")
+    p.add_argument("--workers", type=integer(1), default=1,
                    help="cells run side by side in this many local processes (their rows "
                         "say parallel=true: timings then compete for cores)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the cells on this dask.distributed scheduler (e.g. "
                         "tcp://host:8786); each task runs the cell process on its worker, "
                         "which needs the project installed")
-    p.add_argument("--timeout", type=float, default=None,
+    p.add_argument("--timeout", type=number(0.0), default=None,
                    help="seconds before a cell is killed and recorded as failed; 0: no limit "
                         f"(default: {q['timeout']:g}; --full: no limit)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="finish the run in RUN_DIR (after Ctrl-C, or to retry failed cells): "
-                        "its saved matrix and settings are used, the cells whose "
-                        "cells/<id>.json says ok are not run again; --workers, --scheduler, "
-                        "--timeout and the baseline options apply")
+                        "its saved matrix and settings are used (options that would change "
+                        "them are refused), the cells whose cells/<id>.json says ok for the "
+                        "same spec are not run again; --workers, --scheduler, --timeout and "
+                        "the baseline options apply")
     p.add_argument("--baseline", type=Path, default=None, metavar="PATH",
-                   help="an earlier results.json (or its run directory) to compare with; "
-                        "writes baseline.json")
+                   help="an earlier results.json (or its run directory) to compare with, "
+                        "checked before the run; writes baseline.json")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 on a regression against --baseline (a failed "
-                        "cell counts as one)")
-    p.add_argument("--max-accuracy-drop", type=float,
+                        "cell counts as one), and when the comparison is vacuous (nothing "
+                        "compared) or partial (baseline cells missing from this run; narrow "
+                        "the baseline with --baseline-cells)")
+    p.add_argument("--baseline-cells", type=_patterns, default=None, metavar="GLOBS",
+                   help="compare only the baseline cells whose ids match one of these "
+                        "comma-separated glob patterns, e.g. 'train-numpy-*' (default: every "
+                        "baseline cell, each of which this run must then have)")
+    p.add_argument("--max-accuracy-drop", type=number(0.0, high=1.0),
                    default=baseline_module.DEFAULT_MAX_ACCURACY_DROP,
                    help="a final test accuracy lower than the baseline's by more than this "
                         "(absolute) is a regression")
-    p.add_argument("--max-slowdown", type=float, default=baseline_module.DEFAULT_MAX_SLOWDOWN,
+    p.add_argument("--max-slowdown", type=number(0.0, low_open=True),
+                   default=baseline_module.DEFAULT_MAX_SLOWDOWN,
                    help="a median step latency or epoch time more than this many times the "
                         "baseline's is a regression")
     p.add_argument("--no-render", action="store_true", help="do not render the report")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (the per-cell status lines stay; there is no bar "
                         "either when stderr is not a terminal)")
-    p.set_defaults(handler=run_command)
+
+
+def _patterns(text: str) -> list[str]:
+    patterns = [p.strip() for p in text.split(",") if p.strip()]
+    if not patterns:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected comma-separated cell-id "
+                                         "glob patterns like train-numpy-*")
+    return patterns
 
 
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's matrix and settings from the parsed options (the preset fills the gaps)."""
+    """The run's matrix and settings from the parsed options (the preset, then
+    TRAINING_DEFAULTS, fill the gaps); a bad dataset option raises UsageError."""
     preset = PRESETS["full" if args.full else "quick"]
 
     def pick(name: str) -> Any:
         value = getattr(args, name)
-        return preset[name] if value is None else value
+        if value is not None:
+            return value
+        return preset[name] if name in preset else TRAINING_DEFAULTS[name]
 
-    for name in ("epochs", "batch_size", "threads", "workers"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')}: got {value}, expected >= 1")
+    options = dict(args.dataset_options or [])
+    chosen = list(dict.fromkeys(pick("datasets")))
+    for dataset in chosen:
+        try:
+            check_dataset_options(dataset, options)
+        except (ValueError, TypeError) as err:
+            raise UsageError("--dataset-option", f"{err} (dataset {dataset})") from None
+    init = pick("init")
     return {
         "mode": "full" if args.full else "quick",
-        "frameworks": list(dict.fromkeys(args.frameworks)),
+        "frameworks": list(dict.fromkeys(args.frameworks or impls.BACKENDS)),
         "models": list(dict.fromkeys(pick("models"))),
-        "datasets": list(dict.fromkeys(pick("datasets"))),
+        "datasets": chosen,
         "data_dir": args.data_dir,
-        "dataset_options": dict(args.dataset_options),
+        "dataset_options": options,
         "seeds": list(dict.fromkeys(pick("seeds"))),
         "epochs": pick("epochs"),
-        "optimizer": args.optimizer,
-        "lr": args.lr,
+        "optimizer": pick("optimizer"),
+        "lr": pick("lr"),
         "batch_size": pick("batch_size"),
-        "init": None if args.init == "model" else args.init,
-        "dtype": args.dtype,
+        "init": None if init == "model" else init,
+        "dtype": pick("dtype"),
         "shared_masks": True,
         "threads": args.threads or max(1, (os.cpu_count() or 1) // args.workers),
         "ops": not args.no_ops,
@@ -378,6 +422,11 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def running_cell_pids() -> list[int]:
+    with _running_lock:
+        return [proc.pid for proc in _running]
+
+
 def kill_running_cells() -> None:
     with _running_lock:
         _stopping.set()
@@ -402,8 +451,11 @@ def execute_cell(spec: dict[str, Any], timeout: float | None = None) -> dict[str
         weights_path = Path(tmp) / "weights.npz"
         spec_path.write_text(json.dumps({**spec, "weights_path": str(weights_path)}),
                              encoding="utf-8")
+        # the cell dies with this process and removes tmp if this process is killed
+        # (reports/lifeline.py); on a dask worker, with the worker
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reports", "cell", str(spec_path), str(out_path)],
+            [sys.executable, "-m", "reports", "cell", str(spec_path), str(out_path),
+             "--parent-pid", str(os.getpid()), "--cleanup-dir", tmp],
             cwd=root, env=cell_environment(spec.get("threads") or os.cpu_count() or 1),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True)  # Ctrl-C reaches the runner only; it ends the cells
@@ -559,59 +611,6 @@ def parity_rows(records: list[dict[str, Any]], weights_dir: Path) -> list[dict[s
 # the run directory
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(
-        timespec="seconds")
-
-
-LATEST_NAMES = ("latest", "latest-bench")  # <out>/latest: `run`'s newest; latest-bench: bench's
-
-
-def _new_run_dir(out: Path, run_id: str | None) -> Path:
-    if run_id is not None:
-        if not run_id or "/" in run_id or run_id in (".", "..", *LATEST_NAMES):
-            raise ValueError(f"--run-id: got {run_id!r}, expected a plain directory name "
-                             f"other than {' and '.join(repr(n) for n in LATEST_NAMES)}")
-        return out / run_id
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = out / stamp, 1
-    while candidate.exists():
-        n += 1
-        candidate = out / f"{stamp}-{n}"
-    return candidate
-
-
-def update_latest(run_dir: Path, name: str = "latest") -> Path:
-    """Point ``<out>/<name>`` at ``run_dir``: a relative symlink made beside it and renamed
-    over the old one (atomic); a copy, swapped in by renames, where symlinks are refused."""
-    latest = run_dir.parent / name
-    tmp = run_dir.parent / f".{name}-{os.getpid()}-{time.time_ns()}"
-    try:
-        os.symlink(run_dir.name, tmp, target_is_directory=True)
-    except OSError:
-        shutil.copytree(run_dir, tmp, symlinks=True)
-    if latest.is_dir() and not latest.is_symlink():  # a copied latest cannot be renamed over
-        old = latest.with_name(f".{name}-old-{time.time_ns()}")
-        os.replace(latest, old)
-        os.replace(tmp, latest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, latest)
-    return latest
-
-
-def read_records(run_dir: Path, specs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The saved records of the planned cells, by id (unreadable ones left out)."""
-    out = {}
-    for spec in specs:
-        path = run_dir / "cells" / f"{cell_id(spec)}.json"
-        try:
-            out[cell_id(spec)] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return out
-
-
 def write_results(run_dir: Path, header: dict[str, Any], specs: list[dict[str, Any]],
                   env: dict[str, Any], complete: bool, seconds: float) -> dict[str, Any]:
     """results.json, results.csv and environment.json from the saved cell records."""
@@ -619,7 +618,11 @@ def write_results(run_dir: Path, header: dict[str, Any], specs: list[dict[str, A
     ordered = [records[cell_id(s)] for s in specs if cell_id(s) in records]
     rows = [row for rec in ordered for row in rec.get("rows", [])]
     rows += parity_rows(ordered, run_dir / "weights")
-    results = {**header, "complete": complete, "seconds": seconds,
+    load = header.get("load") or {}
+    load = run_load(load.get("start"), [rec.get("load") or {} for rec in ordered],
+                    load.get("threads", header["config"]["threads"]),
+                    load.get("cores", os.cpu_count() or 1))
+    results = {**header, "load": load, "complete": complete, "seconds": seconds,
                "cells": [{k: v for k, v in rec.items() if k not in ("rows", "environment")}
                          for rec in ordered],
                "rows": rows}
@@ -630,26 +633,22 @@ def write_results(run_dir: Path, header: dict[str, Any], specs: list[dict[str, A
     return results
 
 
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages (None where the OS has none)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
 def busy_machine_warning(threads: int, workers: int) -> str | None:
     """A warning when other processes already keep cores busy: OpenMP and OpenBLAS pools
     (PyTorch, NumPy) that expect every core they were given then wait on descheduled
     threads, and step times inflate many times over (measured here: a NumPy MLP step
     1.5 ms with 1 thread, 5.3 ms median and 84 ms p90 with 2 threads on 2 busy cores)."""
     load, cores = load_average(), os.cpu_count() or 1
-    if load is None or load[0] + threads * workers <= cores + 0.5:
+    if load is None or load + threads * workers <= cores + 0.5:
         return None
-    return (f"note: {cores} cores, load average {load[0]:.2f} before the run and "
+    return (f"note: {cores} cores, load average {load:.2f} before the run and "
             f"{threads * workers} cell threads at a time: the cores are oversubscribed, so "
             "timings (PyTorch and NumPy above all) will be inflated; use a quiet machine, "
             "fewer --threads or fewer --workers")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
 
 
 def _status_line(rec: dict[str, Any]) -> str:
@@ -660,17 +659,18 @@ def _status_line(rec: dict[str, Any]) -> str:
         last = (rec.get("error") or "").strip().splitlines() or ["?"]
         return f"{head} after {rec['seconds']:.1f} s: {last[-1][:200]}"
     values = {r["metric"]: r["value"] for r in rec["rows"]}
+    loaded = " (machine loaded)" if rec.get("loaded") else ""
     if rec["spec"]["kind"] == "step":
         return (f"{head} in {rec['seconds']:.1f} s: step "
-                f"{values.get('step_latency_median', float('nan')):.2f} ms, "
-                f"{values.get('throughput', float('nan')):.0f} images/s, "
-                f"{values.get('step_gflops', float('nan')):.1f} GFLOP/s")
+                f"{_fmt(values.get('step_latency_median'), '.2f')} ms, "
+                f"{_fmt(values.get('throughput'), '.0f')} images/s, "
+                f"{_fmt(values.get('step_gflops'), '.1f')} GFLOP/s{loaded}")
     if rec["spec"]["kind"] == "train":
         return (f"{head} in {rec['seconds']:.1f} s: test accuracy "
-                f"{values.get('test_accuracy', float('nan')):.4f}, step "
-                f"{values.get('step_latency_median', float('nan')):.2f} ms, "
-                f"{values.get('throughput', float('nan')):.0f} images/s")
-    return f"{head} in {rec['seconds']:.1f} s: {len(rec['rows'])} timings"
+                f"{_fmt(values.get('test_accuracy'), '.4f')}, step "
+                f"{_fmt(values.get('step_latency_median'), '.2f')} ms, "
+                f"{_fmt(values.get('throughput'), '.0f')} images/s{loaded}")
+    return f"{head} in {rec['seconds']:.1f} s: {len(rec['rows'])} timings{loaded}"
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -706,32 +706,63 @@ def render_report(run_dir: Path) -> None:
     print(f"report: {report or run_dir}")
 
 
-def run_dir_and_config(args: argparse.Namespace, command: str,
-                       build: Callable[[argparse.Namespace], dict[str, Any]],
-                       matrix_options: tuple[str, ...]) -> tuple[Path, dict[str, Any], str, str]:
-    """(run directory, matrix config, run id, creation time): a new run's (``build(args)``),
-    or the saved ones of the run that --resume names, which ``command`` must have made
-    ("bench" makes mode "bench" configs, "run" the others)."""
+def _given(args: argparse.Namespace, options: tuple[str, ...]) -> list[str]:
+    return [f"--{name.replace('_', '-')}" for name in options
+            if getattr(args, name, None) not in (None, False, [])]
+
+
+def saved_run(args: argparse.Namespace, command: str,
+              matrix_options: tuple[str, ...]) -> dict[str, Any] | None:
+    """The checked results.json of the run --resume names (None without --resume).
+
+    Options that would change the saved run are refused, not ignored: a resumed run is the
+    saved matrix with the saved settings (a cell is reused only with the same spec anyway).
+    """
     if args.resume is None:
-        config = build(args)
-        run_dir = _new_run_dir(args.out, args.run_id)
-        return run_dir, config, run_dir.name, _now()
-    ignored = [f"--{name.replace('_', '-')}" for name in matrix_options
-               if getattr(args, name) not in (None, False, [])]
-    if ignored:
-        print(f"note: {', '.join(ignored)} ignored: --resume runs the saved matrix",
-              file=sys.stderr)
-    try:
-        saved = json.loads((args.resume / "results.json").read_text(encoding="utf-8"))
-        found = (saved["config"], saved["run_id"], saved["created"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise FileNotFoundError(f"--resume: {args.resume} holds no readable results.json of a "
-                                f"run ({err})") from None
-    maker = "bench" if found[0].get("mode") == "bench" else "run"
+        return None
+    given = _given(args, matrix_options)
+    if given:
+        raise UsageError("--resume", f"{', '.join(given)} would change the run in "
+                                     f"{args.resume}, which --resume finishes with its saved "
+                                     "matrix and settings: leave them out, or start a new run")
+    saved = load_run(args.resume, "--resume")
+    maker = "bench" if saved["config"]["mode"] == "bench" else "run"
     if maker != command:
-        raise ValueError(f"--resume: {args.resume} is a run of `python -m reports {maker}`; "
-                         f"finish it with: python -m reports {maker} --resume {args.resume}")
-    return args.resume, *found
+        raise UsageError("--resume", f"{args.resume} is a run of `python -m reports {maker}`; "
+                                     f"finish it with: python -m reports {maker} --resume "
+                                     f"{args.resume}")
+    return saved
+
+
+def _differences(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    mine = json.loads(json.dumps(config))
+    return [f"{key} {saved.get(key)!r} there, {mine.get(key)!r} here"
+            for key in sorted(set(saved) | set(mine), key=str) if saved.get(key) != mine.get(key)]
+
+
+def claim_run_dir(args: argparse.Namespace, config: dict[str, Any],
+                  saved: dict[str, Any] | None) -> tuple[Path, str, bool]:
+    """``(run directory, created, continuing)``: the --resume directory, or a new one claimed
+    atomically (reports/rundir.py); an existing --run-id is continued only when its saved
+    config is this one, and refused otherwise."""
+    if saved is not None:
+        return Path(args.resume), saved["created"], True
+    run_dir, created = create_run_dir(args.out or DEFAULT_OUT, args.run_id)
+    if created:
+        return run_dir, now(), False
+    try:
+        existing = load_run(run_dir, "--run-id")
+    except RunFileError as err:
+        raise UsageError("--run-id", f"{run_dir} exists and holds no readable run ({err}); "
+                                     "choose another --run-id") from None
+    changed = _differences(existing["config"], config)
+    if changed:
+        raise UsageError("--run-id", f"{run_dir} holds a run with another config "
+                                     f"({'; '.join(changed)}): choose another --run-id, or "
+                                     f"finish that run as it was with --resume {run_dir}")
+    print(f"note: continuing run {run_dir} (same config): its finished cells are kept",
+          file=sys.stderr)
+    return run_dir, existing["created"], True
 
 
 def execute_run(command: str, run_dir: Path, header: dict[str, Any],
@@ -740,31 +771,36 @@ def execute_run(command: str, run_dir: Path, header: dict[str, Any],
                 scheduler: str | None = None, timeout: float | None = None,
                 progress: bool = True, latest: str = "latest",
                 start: float | None = None) -> dict[str, Any] | None:
-    """Run the planned cells not yet ok in ``run_dir`` and write the run directory.
+    """Run the planned cells not yet ok in ``run_dir`` (which exists) and write the run
+    directory.
 
     ``header``: run_id, created, config, execution; ``env``: the runner's environment.json
     entries besides the common ones. Saves the skipped records, runs the rest (status lines,
-    a progress bar), writes results.json/csv and environment.json, and points
-    ``<out>/<latest>`` at the run. Returns the results, or None after Ctrl-C (the finished
-    cells kept; the message says how to finish with ``python -m reports <command> --resume``).
+    a progress bar, the machine's load sampled, reports/loadwatch.py), writes results.json/csv
+    and environment.json, and points ``<out>/<latest>`` at the run if a cell in it is ok.
+    Returns the results, or None after Ctrl-C (the finished cells kept; the message says how
+    to finish with ``python -m reports <command> --resume``).
     """
     run_start = time.perf_counter() if start is None else start
     config = header["config"]
     parallel = header["execution"]["parallel"]
+    cores = os.cpu_count() or 1
+    header = {**header, "load": {"threads": config["threads"] * (
+        1 if scheduler is not None else workers), "cores": cores, "start": load_average()}}
     env = {**environment(None), "runner_pid": os.getpid(), "threads": config["threads"],
            "installed_frameworks": impls.available(), **env,
-           "load_average_at_start": load_average()}
+           "load_average_at_start": header["load"]["start"]}
     warning = busy_machine_warning(config["threads"], workers)
     if warning:
         print(warning, file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         write_results(run_dir, header, [], env, complete=False, seconds=0.0)
 
     previous = read_records(run_dir, specs)
     finished = {cid for cid, rec in previous.items() if rec.get("status") == "ok"}
     for cid, rec in skipped.items():
-        write_json_atomic(run_dir / "cells" / f"{cid}.json", rec)
+        write_json_atomic(run_dir / "cells" / f"{cid}.json", {**rec,
+                                                             "spec_hash": spec_hash(rec["spec"])})
     todo = [s for s in specs if cell_id(s) not in finished and cell_id(s) not in skipped]
     print(f"{command} {header['run_id']}: {len(specs)} cells ({len(finished)} already done, "
           f"{len(skipped)} skipped, {len(todo)} to run; "
@@ -775,23 +811,29 @@ def execute_run(command: str, run_dir: Path, header: dict[str, Any],
     for rec in skipped.values():
         _say(bar, _status_line(rec))
 
-    running: set[str] = set()
+    running: dict[str, float] = {}  # cell id -> monotonic start
+    sampler = LoadSampler(running_cell_pids)
 
     def show_running() -> None:
         if bar is not None:  # tqdm locks: callable from the pool's threads
             bar.set_postfix_str(("running " + ", ".join(sorted(running))) if running else "")
 
     def started(spec: dict[str, Any]) -> None:
-        running.add(cell_id(spec))
+        running[cell_id(spec)] = time.monotonic()
         show_running()
 
     def done(result: dict[str, Any]) -> None:
         rec = result["record"]
-        running.discard(rec["cell_id"])
+        began = running.pop(rec["cell_id"], None)
         show_running()
         rec["parallel"] = parallel
         for row in rec["rows"]:
             row["parallel"] = parallel
+        # on a dask cluster the cell ran on another machine: this one's load says nothing
+        rec["load"] = ({"start": None, "max": None} if began is None else
+                       sampler.cell(began, time.monotonic()))
+        rec["loaded"] = is_loaded(rec["load"].values(), header["load"]["threads"], cores)
+        rec["spec_hash"] = spec_hash(rec["spec"])
         cid = safe_cell_id(rec["spec"])
         if result["weights"] is not None:
             write_bytes_atomic(run_dir / "weights" / f"{cid}.npz", result["weights"])
@@ -802,10 +844,11 @@ def execute_run(command: str, run_dir: Path, header: dict[str, Any],
 
     interrupted = False
     try:
-        if scheduler is not None:
-            _dask(todo, scheduler, timeout, done)
-        else:
-            _local(todo, workers, timeout, done, started)
+        with sampler:
+            if scheduler is not None:
+                _dask(todo, scheduler, timeout, done)
+            else:
+                _local(todo, workers, timeout, done, started)
     except Interrupted:
         interrupted = True
     finally:
@@ -817,24 +860,58 @@ def execute_run(command: str, run_dir: Path, header: dict[str, Any],
         print(f"interrupted: the finished cells are saved in {run_dir}; finish the run with: "
               f"python -m reports {command} --resume {run_dir}", file=sys.stderr)
         return None
-    update_latest(run_dir, latest)
     status = {s: sum(c["status"] == s for c in results["cells"])
               for s in ("ok", "failed", "skipped")}
     print(f"{status['ok']} ok, {status['failed']} failed, {status['skipped']} skipped in "
           f"{results['seconds']:.1f} s; results: {run_dir / 'results.json'}")
+    if results["load"]["loaded"]:
+        print(f"note: the machine was loaded during the run (other processes' runnable "
+              f"threads up to {results['load']['max']}, load average "
+              f"{results['load']['start']} at start, {cores} cores, {header['load']['threads']}"
+              " cell threads at a time): its timings are marked as unreliable", file=sys.stderr)
+    if status["ok"]:
+        update_latest(run_dir, latest)
+    else:
+        print(f"error: no cell succeeded; {run_dir.parent / latest} was not moved",
+              file=sys.stderr)
     return results
 
 
+def succeeded(results: dict[str, Any]) -> bool:
+    """Whether any cell of the run is ok (a run where none is exits with status 1)."""
+    return any(c["status"] == "ok" for c in results["cells"])
+
+
+def _same_data(saved_env: Path, facts: dict[str, Any]) -> None:
+    """--resume: refuse when the dataset files changed since the run started."""
+    try:
+        saved = read_json_object(saved_env, "--resume").get("datasets") or {}
+    except RunFileError:
+        return  # an older run without environment.json: nothing to compare with
+    for name, fact in facts.items():
+        before = saved.get(name) if isinstance(saved, dict) else None
+        if not isinstance(before, dict):
+            continue
+        changed = [part for part in ("x_train", "y_train", "x_test", "y_test")
+                   if isinstance(before.get(part), dict)
+                   and before[part].get("sha256") != fact[part]["sha256"]]
+        if changed:
+            raise UsageError("--resume", f"the {name} data changed since the run started "
+                                         f"({', '.join(changed)}: other sha256): the finished "
+                                         "cells saw other data; start a new run")
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """``python -m reports run``: returns the exit status."""
+    """``python -m reports run``: returns the exit status. Everything is checked (options,
+    baseline, data, --out) before the run directory is made or any cell starts."""
     run_start = time.perf_counter()
     if args.check and args.baseline is None:
-        raise ValueError("--check needs --baseline PATH (the results to compare with)")
-    if args.workers < 1:
-        raise ValueError(f"--workers: got {args.workers}, expected >= 1")
-    baseline = None if args.baseline is None else baseline_module.load_results(args.baseline)
-    run_dir, config, run_id, created = run_dir_and_config(args, "run", build_config,
-                                                          MATRIX_OPTIONS)
+        raise UsageError("--check", "needs --baseline PATH (the results to compare with)")
+    if args.baseline_cells and args.baseline is None:
+        raise UsageError("--baseline-cells", "needs --baseline PATH")
+    baseline = None if args.baseline is None else load_results(args.baseline)
+    saved = saved_run(args, "run", MATRIX_OPTIONS)
+    config = build_config(args) if saved is None else saved["config"]
     preset = PRESETS[config["mode"]]
     timeout = preset["timeout"] if args.timeout is None else args.timeout
     parallel = args.workers > 1 or args.scheduler is not None
@@ -842,24 +919,28 @@ def run_command(args: argparse.Namespace) -> int:
                  "parallel": parallel}
 
     facts, shapes = dataset_facts(config)
+    if saved is not None:
+        _same_data(Path(args.resume) / "environment.json", facts)
     specs, skipped = plan(config, impls.available(), shapes)
-    header = {"run_id": run_id, "created": created, "config": config,
+    run_dir, created, continuing = claim_run_dir(args, config, saved)
+    header = {"run_id": run_dir.name, "created": created, "config": config,
               "execution": execution}
     results = execute_run("run", run_dir, header, specs, skipped, {"datasets": facts},
-                          resume=args.resume is not None, workers=args.workers,
+                          resume=continuing, workers=args.workers,
                           scheduler=args.scheduler, timeout=timeout,
                           progress=not args.no_progress, start=run_start)
     if results is None:
         return 130
-    code = 0
+    code = 0 if succeeded(results) else 1
     if baseline is not None:
         comparison = baseline_module.compare(
             results, baseline, max_accuracy_drop=args.max_accuracy_drop,
-            max_slowdown=args.max_slowdown, fail_on_failed_cells=args.check)
+            max_slowdown=args.max_slowdown, fail_on_failed_cells=args.check,
+            cells=args.baseline_cells)
         write_json_atomic(run_dir / "baseline.json", baseline_module.baseline_document(
             baseline, args.baseline, comparison))
         print("\n".join(baseline_module.summary_lines(comparison)))
-        if args.check and comparison["regressions"]:
+        if args.check and not baseline_module.passed(comparison):
             code = 1
     if not args.no_render:
         render_report(run_dir)

@@ -21,6 +21,7 @@ import impls
 from impls import data as datasets
 
 from .environment import environment
+from .runspec import TRAINING_DEFAULTS as DEFAULTS
 
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
@@ -55,9 +56,11 @@ class Session:
     config: dict = field(default_factory=dict)
 
 
-def setup(framework: str = "numpy", model: str = "simple_cnn", dataset: str = "digits", *,
-          data_dir: str | None = None, optimizer: str = "adam", lr: float = 1e-3,
-          batch_size: int = 100, seed: int = 0, dtype: str = "float32",
+def setup(framework: str = "numpy", model: str = "simple_cnn",
+          dataset: str = DEFAULTS["dataset"], *, data_dir: str | None = None,
+          optimizer: str = DEFAULTS["optimizer"], lr: float = DEFAULTS["lr"],
+          batch_size: int = DEFAULTS["batch_size"], seed: int = DEFAULTS["seed"],
+          dtype: str = DEFAULTS["dtype"],
           shared_masks: bool = False, dataset_options: dict | None = None,
           model_options: dict | None = None, optimizer_options: dict | None = None) -> Session:
     """Load the data and build the model (initial weights drawn in NumPy from ``seed``) and
@@ -84,9 +87,11 @@ def setup(framework: str = "numpy", model: str = "simple_cnn", dataset: str = "d
                    np.random.default_rng([seed, 1]) if shared_masks else None, config)
 
 
-def train(framework: str = "numpy", model: str = "simple_cnn", dataset: str = "digits", *,
-          data_dir: str | None = None, epochs: int = 3, optimizer: str = "adam",
-          lr: float = 1e-3, batch_size: int = 100, seed: int = 0, dtype: str = "float32",
+def train(framework: str = "numpy", model: str = "simple_cnn",
+          dataset: str = DEFAULTS["dataset"], *, data_dir: str | None = None,
+          epochs: int = DEFAULTS["epochs"], optimizer: str = DEFAULTS["optimizer"],
+          lr: float = DEFAULTS["lr"], batch_size: int = DEFAULTS["batch_size"],
+          seed: int = DEFAULTS["seed"], dtype: str = DEFAULTS["dtype"],
           shared_masks: bool = False, dataset_options: dict | None = None,
           model_options: dict | None = None, optimizer_options: dict | None = None,
           progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict:
@@ -96,7 +101,8 @@ def train(framework: str = "numpy", model: str = "simple_cnn", dataset: str = "d
     Every epoch reports the mean training loss of its steps, train and test accuracy and
     loss (inference mode), and its wall time. ``shared_masks``: draw dropout masks in NumPy
     from the seed (identical across frameworks) instead of each framework's own RNG.
-    ``on_epoch(result)`` is called after each epoch with the result so far (to save it).
+    ``on_epoch(result)`` is called after each epoch with the result so far (to save it,
+    print it). Defaults: reports/runspec.py's TRAINING_DEFAULTS, the same as ``run``'s.
     Ctrl-C stops the run at once; the finished epochs are kept and ``interrupted`` is True.
     """
     epochs = _check_positive_int("epochs", epochs)
@@ -107,7 +113,7 @@ def train(framework: str = "numpy", model: str = "simple_cnn", dataset: str = "d
     return fit(session, epochs, progress=progress, on_epoch=on_epoch)
 
 
-def fit(session: Session, epochs: int = 3, *, progress: bool = True,
+def fit(session: Session, epochs: int = DEFAULTS["epochs"], *, progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train ``session.model`` for ``epochs`` more epochs on the run's batches; see ``train``.
 
@@ -153,11 +159,7 @@ def fit(session: Session, epochs: int = 3, *, progress: bool = True,
                    "train_accuracy": train_eval["accuracy"],
                    "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                    "seconds": seconds}
-            result["epochs"].append(row)
-            if bar is not None:
-                bar.write(f"{framework} {model} epoch {epoch}/{epochs}: "
-                          f"loss {row['train_loss']:.4f}, train acc {row['train_accuracy']:.4f}, "
-                          f"test acc {row['test_accuracy']:.4f}, {seconds:.2f} s")
+            result["epochs"].append(row)  # reported by on_epoch (the CLI prints it once)
             if on_epoch is not None:
                 on_epoch(result)
     except KeyboardInterrupt:
