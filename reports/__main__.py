@@ -16,12 +16,13 @@ from reference.models import MODELS  # noqa: E402
 
 from .bench import add_bench_parser  # noqa: E402
 from .io import write_csv_atomic, write_json_atomic  # noqa: E402
-from .runner import DEFAULT_OUT, HelpFormatter, add_run_parser  # noqa: E402
+from .runner import DEFAULT_OUT, HelpFormatter, add_run_parser, dataset_option  # noqa: E402
 from .runspec import (  # noqa: E402
     DTYPES,
     OPTIMIZERS,
     TRAINING_DEFAULTS,
     UsageError,
+    check_dataset_options,
     hidden_sizes,
     init_name,
     integer,
@@ -44,6 +45,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=t["dataset"], help="dataset")
     p.add_argument("--data-dir", default=None,
                    help="directory of the dataset's files (default: the dataset's own)")
+    p.add_argument("--dataset-option", dest="dataset_options", type=dataset_option,
+                   action="append", default=None, metavar="KEY=VALUE",
+                   help="a dataset option, repeatable (JSON values): n_train=500, "
+                        "n_test=200, for synthetic also input_shape=[1,8,8], num_classes=10")
     p.add_argument("--epochs", type=integer(1), default=t["epochs"], help="epochs")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=t["optimizer"], help="optimizer")
     p.add_argument("--lr", type=number(0.0, low_open=True), default=t["lr"],
@@ -123,6 +128,11 @@ def _run_train(args: argparse.Namespace) -> int:
         del model_options["init"]
     if args.l2 is not None:
         model_options["weight_decay"] = args.l2
+    dataset_options = dict(args.dataset_options or [])
+    try:
+        check_dataset_options(args.dataset, dataset_options)
+    except (ValueError, TypeError) as err:
+        raise UsageError("--dataset-option", str(err)) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = _train_out(args.out or DEFAULT_OUT / "train" / (
         f"{args.framework}-{args.model}-{args.dataset}-seed{args.seed}-{stamp}"))
@@ -141,7 +151,8 @@ def _run_train(args: argparse.Namespace) -> int:
     result = train(args.framework, args.model, args.dataset, data_dir=args.data_dir,
                    epochs=args.epochs, optimizer=args.optimizer, lr=args.lr,
                    batch_size=args.batch_size, seed=args.seed, dtype=args.dtype,
-                   shared_masks=args.shared_masks, model_options=model_options,
+                   shared_masks=args.shared_masks, dataset_options=dataset_options,
+                   model_options=model_options,
                    optimizer_options=optimizer_options,
                    progress=not args.no_progress and sys.stderr.isatty(), on_epoch=save)
     write_json_atomic(out / "results.json", result)  # the interrupted flag, after Ctrl-C

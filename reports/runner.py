@@ -120,7 +120,8 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _option(text: str) -> tuple[str, Any]:
+def dataset_option(text: str) -> tuple[str, Any]:
+    """argparse type: KEY=VALUE, the value read as JSON where it parses (else a string)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"got {text!r}, expected KEY=VALUE like n_train=500")
@@ -173,7 +174,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                                       f"{','.join(f['datasets'])})")
     p.add_argument("--data-dir", default=None,
                    help="directory of the dataset's files (default: the dataset's own)")
-    p.add_argument("--dataset-option", dest="dataset_options", type=_option, action="append",
+    p.add_argument("--dataset-option", dest="dataset_options", type=dataset_option, action="append",
                    default=None, metavar="KEY=VALUE",
                    help="a dataset option, repeatable (JSON values): n_train=500, "
                         "n_test=200, for synthetic also input_shape=[1,8,8], num_classes=10")
