@@ -29,6 +29,7 @@ import pytest
 pytest.importorskip("pandas", reason="the report needs pandas: pip install 'cnn-rosetta[report]'")
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (the 'report' extra)")
 pytest.importorskip("pygments", reason="the code pages need pygments (the 'report' extra)")
+pytest.importorskip("jinja2", reason="the report's templates need jinja2 (the 'report' extra)")
 PIL = pytest.importorskip("PIL.Image", reason="the screenshot check needs Pillow (matplotlib's)")
 
 from parity_tests.test_render import make_run  # noqa: E402

@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("pandas", reason="the report needs pandas: pip install 'cnn-rosetta[report]'")
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (the 'report' extra)")
 pytest.importorskip("pygments", reason="the code pages need pygments (the 'report' extra)")
+pytest.importorskip("jinja2", reason="the report's templates need jinja2 (the 'report' extra)")
 
 from reports import codepages  # noqa: E402
 from reports import io as report_io  # noqa: E402
@@ -39,6 +40,8 @@ FINAL_ACCURACY = {("numpy", "simple_cnn", 0): 0.90, ("numpy", "simple_cnn", 1): 
 STEP_MS = {"numpy": 10.0, "torch": 4.0}
 FAILED = ("torch", "mlp", 1)
 NOT_INSTALLED = "tensorflow is not installed: pip install 'cnn-rosetta[tensorflow]'"
+# As report.md writes it: brackets from data are escaped, so that no text can form a link.
+NOT_INSTALLED_MD = NOT_INSTALLED.replace("[", "\\[").replace("]", "\\]")
 OP_SIZES = {"conv2d": ("N8-C3-H16-W16-F8-k3", "N32-C3-H32-W32-F8-k3"),
             "relu": ("N8-D256", "N64-D4096"),
             "softmax_cross_entropy": ("N8-K10", "N256-K10")}
@@ -203,8 +206,8 @@ def test_failed_and_skipped_cells_are_listed_with_their_reasons(rendered):
     md = (run / "report.md").read_text(encoding="utf-8")
     assert "| train-torch-mlp-digits-seed1 | failed | torch | mlp / digits / seed 1 | " \
            "RuntimeError: boom: shapes (3, 4) and (5, 6) differ |" in md
-    assert f"| ops-tensorflow | skipped | tensorflow | op benchmarks | {NOT_INSTALLED} |" in md
-    assert f"- `tensorflow`: {NOT_INSTALLED}" in md  # the framework that never ran
+    assert f"| ops-tensorflow | skipped | tensorflow | op benchmarks | {NOT_INSTALLED_MD} |" in md
+    assert f"- `tensorflow`: {NOT_INSTALLED_MD}" in md  # the framework that never ran
     assert "Traceback (most recent call last):" in md  # the error in full
     assert "| tensorflow | simple_cnn | digits | 0/2 ok (2 skipped) | — |" in md
 
@@ -312,13 +315,14 @@ def test_rendering_twice_gives_the_same_report(tmp_path):
 
 
 def test_render_imports_no_framework(tmp_path):
-    """Through the command line, in a fresh interpreter: torch and tensorflow stay unimported."""
+    """In a fresh interpreter: rendering leaves torch and tensorflow unimported."""
     run = make_run(tmp_path / "run")
     script = (
         "import sys\n"
-        "from reports.__main__ import main\n"
+        "from reports.render import render\n"
         "before = {m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules}\n"
-        f"code = main(['render', {str(run)!r}])\n"
+        f"render({str(run)!r})\n"
+        "code = 0\n"
         "after = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'tensorflow', 'keras', 'jax'))\n"
         "print('RESULT', code, sorted(before), after[:5])\n")
@@ -381,12 +385,13 @@ def test_empty_results_and_a_missing_run(tmp_path, capsys):
     run = tmp_path / "empty"
     report_io.write_json_atomic(run / "results.json", {"run_id": "empty", "cells": [],
                                                        "rows": []})
-    assert main(["render", str(run)]) == 0
+    render(run)  # the renderer itself; the command line refuses a run without a config
     md = (run / "report.md").read_text(encoding="utf-8")
     assert "## Summary\n\nNo data. The run has no training cells." in md
     assert "<img" not in (run / "report.html").read_text(encoding="utf-8")
     assert main(["render", str(tmp_path / "nowhere")]) == 2
-    assert "results.json: not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "results.json" in err and "not found" in err
 
 
 def test_stale_plots_are_removed(tmp_path):
@@ -399,3 +404,12 @@ def test_stale_plots_are_removed(tmp_path):
     render(run)
     assert not (run / "plots" / "parity.png").exists()
     assert "No baseline.json" in (run / "report.md").read_text()
+
+
+def test_the_verdict_uses_the_training_parity_tolerances():
+    """reports/render/front.py duplicates them (the report never imports the test suite)."""
+    from parity_tests import test_training_parity
+    from reports.render import PARITY_TOLERANCE
+
+    assert PARITY_TOLERANCE == {"float32": test_training_parity.RUN_TOL_FLOAT32,
+                                "float64": test_training_parity.RUN_TOL_FLOAT64}

@@ -1,20 +1,23 @@
 """Side-by-side code pages: the reference and the three backends, op by op and file by file.
 
 The sources are read as text and cut with ``ast``; nothing here imports a backend, so the pages
-render without PyTorch or TensorFlow installed (and without paying their import time).
+render without PyTorch or TensorFlow installed (and without paying their import time). The pages
+are written by templates/codepage.html.j2 in the report's layout and stylesheet.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
+
+from .render.doc import HTML
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: reference/, impls/
 
@@ -41,24 +44,6 @@ REFERENCE_FOR_FILE: dict[str, tuple[str, tuple[str, ...] | str]] = {
 # edge): it is named under each op, not repeated in full on every page.
 _SHARED_BY = 3
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1em 1.5em; color: #222; }
-a { color: #0550ae; }
-.grid { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 0.6em;
-        margin-bottom: 1.5em; }
-.col { border: 1px solid #ccd; border-radius: 4px; min-width: 0; background: #fbfbfd; }
-.col h3 { margin: 0; padding: 0.3em 0.5em; font-size: 0.9em; background: #e8ecf4;
-          border-bottom: 1px solid #ccd; font-family: ui-monospace, monospace; }
-.col .highlight { font-size: 0.72em; }
-/* Wrapped, not scrolled: four columns of 100-character lines never fit side by side. */
-.col .highlight pre, .col pre.doc { margin: 0; padding: 0.4em; white-space: pre-wrap;
-                                    overflow-wrap: anywhere; }
-.col pre.doc { font-size: 0.78em; color: #333; }
-.col .note { padding: 0.5em; font-size: 0.85em; color: #555; }
-.linenos { color: #999; }
-h2 { font-size: 1.1em; margin-top: 1.2em; font-family: ui-monospace, monospace; }
-table { border-collapse: collapse; } td, th { padding: 0.2em 0.6em; text-align: left; }
-"""
 
 
 @dataclass(frozen=True)
@@ -199,54 +184,45 @@ def file_rows(name: str, root: Path = ROOT) -> list[tuple[str, dict[str, Cell]]]
 # HTML
 
 
-def _highlighted(snippet: Snippet) -> str:
+def _highlighted(snippet: Snippet) -> Markup:
+    # Pygments escapes the source it highlights: its HTML goes into the template as markup.
     formatter = HtmlFormatter(linenos="inline", linenostart=snippet.start, cssclass="highlight")
-    return highlight(snippet.text, PythonLexer(), formatter)
+    return Markup(highlight(snippet.text, PythonLexer(), formatter))
 
 
-def _cell(title: str, body: Cell | None, extra: str = "") -> str:
+def _column(title: str, body: Cell | None, shared: list[tuple[str, int]] = ()) -> dict:
+    """One column of a row, for templates/codepage.html.j2."""
     if body is None:
-        content = '<div class="note">&mdash;</div>'
-    elif isinstance(body, Doc):
-        content = f'<pre class="doc">{html.escape(body.text)}</pre>'
-    elif isinstance(body, str):
-        content = f'<div class="note">{html.escape(body)}</div>'
-    else:
-        snippets = body if isinstance(body, list) else [body]
-        content = "".join(_highlighted(s) for s in snippets)
-    return f'<div class="col"><h3>{html.escape(title)}</h3>{content}{extra}</div>'
+        return {"title": title, "kind": "note", "text": "—", "shared": shared}
+    if isinstance(body, Doc):
+        return {"title": title, "kind": "doc", "text": body.text, "shared": shared}
+    if isinstance(body, str):
+        return {"title": title, "kind": "note", "text": body, "shared": shared}
+    snippets = body if isinstance(body, list) else [body]
+    return {"title": title, "kind": "code", "html": [_highlighted(s) for s in snippets],
+            "shared": shared}
 
 
-def _page(title: str, body: str) -> str:
-    css = _STYLE + HtmlFormatter(cssclass="highlight").get_style_defs(".highlight")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title>\n<style>{css}</style></head>\n<body>\n"
-            f'<p><a href="index.html">all code pages</a> &middot; '
-            f'<a href="../report.html">the report</a></p>\n'
-            f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+def _page(title: str, rows: list[tuple[str | None, list[dict]]] = (), index: dict | None = None
+          ) -> str:
+    css = Markup(HtmlFormatter(cssclass="highlight").get_style_defs(".highlight"))
+    return HTML.get_template("codepage.html.j2").render(title=title, rows=rows, index=index,
+                                                        pygments_css=css)
 
 
 def op_page(op: str, root: Path = ROOT) -> str:
-    cells = []
-    for source in op_sources(op, root).values():
-        shared = source.get("shared") or []
-        extra = ""
-        if shared:
-            names = ", ".join(f"<code>{html.escape(n)}</code> (line {line})" for n, line in shared)
-            extra = f'<div class="note">also uses the shared helpers {names}</div>'
-        cells.append(_cell(source["path"], source["missing"] or source["snippets"], extra))
-    return _page(f"{op}: reference and backends side by side",
-                 f'<div class="grid">{"".join(cells)}</div>')
+    columns = [_column(source["path"], source["missing"] or source["snippets"],
+                       source.get("shared") or [])
+               for source in op_sources(op, root).values()]
+    return _page(f"{op}: reference and backends side by side", [(None, columns)])
 
 
 def file_page(name: str, root: Path = ROOT) -> str:
     titles = {"reference": REFERENCE_FOR_FILE.get(name, ("reference/",))[0],
               **{b: f"impls/{b}/{name}.py" for b in BACKENDS}}
-    body = []
-    for row, cells in file_rows(name, root):
-        grid = "".join(_cell(titles[c], cells.get(c)) for c in COLUMNS)
-        body.append(f'<h2>{html.escape(row)}</h2>\n<div class="grid">{grid}</div>')
-    return _page(f"{name}.py: the three backends side by side", "\n".join(body))
+    rows = [(row, [_column(titles[c], cells.get(c)) for c in COLUMNS])
+            for row, cells in file_rows(name, root)]
+    return _page(f"{name}.py: the three backends side by side", rows)
 
 
 def op_filename(op: str) -> str:
@@ -258,16 +234,9 @@ def file_filename(name: str) -> str:
 
 
 def index_page() -> str:
-    ops = "".join(f'<li><a href="{op_filename(op)}">{op}</a></li>' for op in OPS)
-    files = "".join(f'<li><a href="{file_filename(f)}">{f}.py</a></li>' for f in FILES)
-    body = ("<p>Each page puts the slow reference (<code>reference/</code>) and the NumPy, "
-            "PyTorch and TensorFlow backends (<code>impls/</code>) next to each other. The source "
-            "is the project's as it was when the report was rendered; line numbers are the "
-            "files' own.</p>\n"
-            f"<h2>ops (forward and backward)</h2><ul>{ops}</ul>\n"
-            f"<h2>layers, models, optimizers, training</h2><ul>{files}</ul>")
-    page = _page("cnn-rosetta: code side by side", body)
-    return page.replace('<a href="index.html">all code pages</a> &middot; ', "")
+    return _page("cnn-rosetta: code side by side", index={
+        "ops": [(op, op_filename(op)) for op in OPS],
+        "files": [(f"{f}.py", file_filename(f)) for f in FILES]})
 
 
 def pages(root: Path = ROOT) -> dict[str, str]:

@@ -25,7 +25,6 @@ COLORS = {"numpy": "#4c72b0", "torch": "#c44e52", "tensorflow": "#dd8452",
 _OTHER_COLORS = ("#55a868", "#8172b3", "#937860", "#da8bc3")
 # Distinct markers and widths too: frameworks that agree draw on top of each other.
 MARKERS = {"reference": "D", "numpy": "o", "torch": "s", "tensorflow": "^"}
-PARITY_FLOOR = 1e-17  # where an exact 0 is drawn on the log axis when nothing else is below
 WIDTHS = {"reference": 4.0, "numpy": 4.0, "torch": 2.4, "tensorflow": 1.2}
 
 
@@ -178,17 +177,19 @@ def speed_bars(summary: pd.DataFrame) -> bytes | None:
 def op_times(rows: pd.DataFrame) -> pd.DataFrame:
     """Forward + backward median time per framework, op and size (ms), with the size's number.
 
-    Columns: framework, op, size, size_value, ms, directions, parallel.
+    Columns: framework, op, size, size_value, ms, directions, parallel, loaded (any of the
+    rows ran beside other cells / under load; ``loaded`` is False when the rows lack it).
     """
     data = rows[(rows["kind"] == "op") & (rows["metric"] == "time_median")
                 & rows["value"].notna() & rows["op"].notna()]
-    columns = ["framework", "op", "size", "size_value", "ms", "directions", "parallel"]
+    columns = ["framework", "op", "size", "size_value", "ms", "directions", "parallel", "loaded"]
     if data.empty:
         return pd.DataFrame(columns=columns)
     data = data.assign(size=data["size"].fillna("").astype(str),
-                       direction=data["direction"].fillna("").astype(str))
+                       direction=data["direction"].fillna("").astype(str),
+                       loaded=data["loaded"] if "loaded" in data else False)
     out = (data.groupby(["framework", "op", "size"], sort=False)
-           .agg(ms=("value", "sum"), parallel=("parallel", "any"),
+           .agg(ms=("value", "sum"), parallel=("parallel", "any"), loaded=("loaded", "any"),
                 directions=("direction", lambda d: "+".join(sorted(set(d), reverse=True))))
            .reset_index())
     out["size_value"] = out["size"].map(size_value)
@@ -222,10 +223,10 @@ def op_scaling(times: pd.DataFrame) -> bytes | None:
         ax.set_yscale("log")
         ax.set_title(op, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    for ax in axes[-min(4, len(axes)):]:
-        ax.set_xlabel("size (product of the label, k²)")
     for ax in axes[::4]:
         ax.set_ylabel("ms (forward + backward)")
+    fig.supxlabel("problem size: the numbers of the size label multiplied, kernel side squared "
+                  "(N64-C3-H32-W32-F32-k5 → 64·3·32·32·32·5²)", fontsize=9)
     handles = [Line2D([], [], color=color(fw), marker=marker(fw), label=fw) for fw in frameworks]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return _png(fig)
@@ -276,43 +277,86 @@ def _parity_rows(rows: pd.DataFrame) -> pd.DataFrame:
                 & (rows["framework"] != "numpy") & rows["step"].notna() & rows["value"].notna()]
 
 
-def parity_floor(rows: pd.DataFrame) -> float:
-    """Where the parity plot draws an exact 0: a decade below the smallest non-zero deviation
-    (float32 losses agree to the last bit or differ by ~1e-8; 1e-17 would flatten them)."""
-    values = _parity_rows(rows)["value"].abs()
-    values = values[values > 0]
-    if values.empty:
-        return PARITY_FLOOR
-    return 10.0 ** (math.floor(math.log10(values.min())) - 1)
+def parity_info(rows: pd.DataFrame) -> dict:
+    """What the parity plot's caption states: per framework, how many of its steps equal NumPy's
+    loss exactly (``{fw: (exact, steps)}``), and whether the frameworks' deviations coincide
+    (the same value at every step: one line hides the other)."""
+    data = _parity_rows(rows)
+    exact = {fw: (int((g["value"] == 0).sum()), len(g))
+             for fw, g in ((fw, data[data["framework"] == fw])
+                           for fw in ordered(data["framework"]))}
+    keyed = data.assign(seed=data["seed"].fillna(-1)).pivot_table(
+        index=["model", "dataset", "seed", "step"], columns="framework", values="value",
+        aggfunc="first")
+    same = (len(keyed.columns) > 1 and keyed.notna().all(axis=1).all()
+            and bool(keyed.nunique(axis=1).eq(1).all()))
+    return {"exact": exact, "coincide": list(keyed.columns) if same else None}
 
 
-def parity(rows: pd.DataFrame) -> bytes | None:
-    """Per-step deviation of each framework's loss from the NumPy backend's, log scale."""
+def parity(rows: pd.DataFrame, tolerance: float | None = None) -> bytes | None:
+    """Per-step deviation of each framework's loss from the NumPy backend's, log scale.
+
+    Steps that match exactly (deviation 0, the same float bits) have no place on a log axis:
+    the line breaks there and a hollow marker on the bottom edge shows them, so that
+    agreement does not read as a jump. ``tolerance`` is drawn as a dashed line.
+    """
     data = _parity_rows(rows)
     if data.empty:
         return None
-    floor = parity_floor(rows)
     groups = _train_groups(data)
     many = data["dataset"].nunique() > 1
     fig, axes = _panels(len(groups))
     frameworks = ordered(data["framework"])
+    nonzero = data.loc[data["value"] != 0, "value"].abs()
+    tops = list(nonzero) + ([tolerance] if tolerance else [])
+    low = min(tops) / 10 if tops else 1e-10
+    high = max(tops) * 10 if tops else 1.0
     for ax, (model, dataset) in zip(axes, groups):
         panel = data[(data["model"] == model) & (data["dataset"] == dataset)]
+        edge = ax.get_xaxis_transform()  # x in data, y in axes fraction
         for fw in frameworks:
             for _, line in panel[panel["framework"] == fw].groupby("seed", dropna=False):
                 line = line.sort_values("step")
-                ax.plot(line["step"], np.maximum(line["value"].abs(), floor),
-                        color=color(fw), linewidth=1.0, alpha=0.8, marker=marker(fw),
-                        markersize=2)
-        ax.axhline(floor, color="grey", linestyle=":", linewidth=0.8)
-        ax.annotate("exact (0)", (0.01, floor), xycoords=("axes fraction", "data"),
-                    xytext=(0, 2), textcoords="offset points", fontsize=7, color="grey")
+                value = line["value"].abs()
+                ax.plot(line["step"], value.where(value > 0), color=color(fw), linewidth=1.0,
+                        alpha=0.8, marker=marker(fw), markersize=3)
+                zero = line[value == 0]
+                ax.plot(zero["step"], np.full(len(zero), 0.03), transform=edge,
+                        linestyle="none", marker=marker(fw), markersize=5, clip_on=False,
+                        markerfacecolor="none", markeredgecolor=color(fw))
+        if tolerance:
+            ax.axhline(tolerance, color="black", linestyle="--", linewidth=0.9)
+            ax.annotate(f"float32 tolerance {tolerance:g}", (0.01, tolerance),
+                        xycoords=("axes fraction", "data"), xytext=(0, 2),
+                        textcoords="offset points", fontsize=7)
         ax.set_yscale("log")
+        ax.set_ylim(low, high)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(group_label(model, dataset, many))
         ax.set_xlabel("training step")
         ax.set_ylabel("|loss − NumPy's loss| (normalised)")
         ax.grid(alpha=0.3, which="both")
-    handles = [Line2D([], [], color=color(fw), label=fw) for fw in frameworks]
+    handles = [Line2D([], [], color=color(fw), marker=marker(fw), label=fw) for fw in frameworks]
+    handles.append(Line2D([], [], color="grey", marker="o", markerfacecolor="none",
+                          linestyle="none", label="exact (0) at that step"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return _png(fig)
+
+
+def curve_spread(rows: pd.DataFrame, quantity: str) -> tuple[list, float, float] | None:
+    """How far apart the frameworks' curves of ``quantity`` are: (frameworks, the largest
+    difference between two frameworks' seed means at the same model, metric and epoch, the
+    range of the values); None without at least one curve."""
+    metrics = (f"train_{quantity}", f"test_{quantity}")
+    data = rows[(rows["kind"] == "train") & rows["metric"].isin(metrics)
+                & rows["epoch"].notna() & rows["value"].notna()]
+    if data.empty:
+        return None
+    means = data.pivot_table(index=["model", "dataset", "metric", "epoch"],
+                             columns="framework", values="value", aggfunc="mean")
+    frameworks = ordered(means.columns)
+    both = means.dropna()
+    if len(frameworks) < 2 or both.empty:
+        return frameworks, math.inf, 0.0
+    largest = float((both.max(axis=1) - both.min(axis=1)).max())
+    return frameworks, largest, float(data["value"].max() - data["value"].min())
