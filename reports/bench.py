@@ -37,6 +37,7 @@ from .runner import (
     saved_run,
     succeeded,
 )
+from .runspec import integer
 
 STEP = SPEC_DEFAULTS["step"]
 # Defaults of the options that define the matrix; argparse's defaults are None, so that
@@ -67,20 +68,20 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
                         "one not installed is recorded as skipped with a note")
     p.add_argument("--models", type=names_arg(MODELS), default=None,
                    help=f"comma-separated models or 'all' (default: all: {','.join(MODELS)})")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=integer(1), default=None,
                    help=f"images per step (default: {DEFAULTS['batch_size']})")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help=f"the models' dtype (default: {DEFAULTS['dtype']})")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=integer(1), default=None,
                    help="compute threads of every cell, the same for every framework "
                         f"(intra-op; inter-op 1; BLAS) (default: the number of CPUs, "
                         f"{os.cpu_count()} here)")
-    p.add_argument("--warmup", type=int, default=None,
+    p.add_argument("--warmup", type=integer(0), default=None,
                    help=f"untimed steps before the timed ones (default: {DEFAULTS['warmup']})")
-    p.add_argument("--repeats", type=int, default=None,
+    p.add_argument("--repeats", type=integer(1), default=None,
                    help=f"timed steps, and timed inference calls (default: "
                         f"{DEFAULTS['repeats']})")
-    p.add_argument("--gemm-size", type=int, default=None,
+    p.add_argument("--gemm-size", type=integer(0), default=None,
                    help="side of the square float32 matmul that measures each framework's "
                         f"GEMM rate; 0: none (default: {DEFAULTS['gemm_size']})")
     p.add_argument("--op-preset", choices=("quick", "full"), default=None,
@@ -111,11 +112,6 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name)
         return DEFAULTS[name] if value is None else value
 
-    for name, least in (("batch_size", 1), ("threads", 1), ("warmup", 0), ("repeats", 1),
-                        ("gemm_size", 0)):
-        value = getattr(args, name)
-        if value is not None and value < least:
-            raise ValueError(f"--{name.replace('_', '-')}: got {value}, expected >= {least}")
     return {
         "mode": "bench",
         "frameworks": list(dict.fromkeys(args.frameworks or impls.BACKENDS)),
