@@ -704,29 +704,37 @@ def test_runs_and_cells_record_the_load(main_run):
     maxima = [c["load"]["max"] for c in results["cells"] if c["load"]["max"] is not None]
     assert load_["max"] == (max(maxima) if maxima else None)
     assert load_["loaded"] == loadwatch.is_loaded((load_["start"], load_["max"]),
-                                                  load_["threads"], load_["cores"])
+                                                  load_["threads"])
 
 
-def test_the_sampler_counts_other_processes_only(tmp_path):
+def test_the_sampler_subtracts_the_runs_own_load(monkeypatch):
+    """The machine's 1-minute average includes the run's own cells; the sampler averages
+    their thread count the same way and subtracts it (reports/loadwatch.py)."""
+    clock = iter(float(t) for t in range(0, 601, 5))
+    monkeypatch.setattr(loadwatch.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(loadwatch, "load_average", lambda: 3.0)  # 2 own + 1 other, steady
+    monkeypatch.setattr(loadwatch, "_running_threads",
+                        lambda pid, skip=None: 2 if pid == 4242 else 0)
+    sampler = loadwatch.LoadSampler(lambda: [4242])
+    others = [sampler.sample() for _ in range(121)]
+    assert others[0] == 3.0  # before any own history, all of it counts as other load
+    assert others[-1] == pytest.approx(1.0, abs=0.01)  # 10 minutes on: the other process
+    assert sampler.cell(100.0, 200.0) == {"start": others[20], "max": others[21]}
+    assert loadwatch.is_loaded([others[-1], None], threads=1)
+    assert not loadwatch.is_loaded([others[-1]], threads=2)
+    assert not loadwatch.is_loaded([None], threads=2)
+
+
+def test_the_sampler_counts_the_threads_the_kernel_counts():
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
+        if not Path(f"/proc/{busy.pid}/task").is_dir():
+            pytest.skip("no /proc here: the run's own threads cannot be counted")
         assert loadwatch._running_threads(busy.pid) == 1  # runnable: running or waiting
-        with loadwatch.LoadSampler(lambda: [busy.pid], interval=0.05) as mine:
-            time.sleep(0.4)
-        with loadwatch.LoadSampler(lambda: [], interval=0.05) as other:
-            time.sleep(0.4)
     finally:
         busy.kill()
         busy.wait()
-    if not mine.samples:
-        pytest.skip("no /proc/loadavg here: nothing is sampled")
-    # the same machine: counted as the run's own it is left out, as another process it is in
-    assert np.mean([v for _, v in other.samples]) >= np.mean([v for _, v in mine.samples])
-    assert loadwatch.is_loaded([0.6], threads=2, cores=2)
-    assert not loadwatch.is_loaded([0.4, None], threads=2, cores=2)
-    assert not loadwatch.is_loaded([1.4], threads=1, cores=2)
-    assert not loadwatch.is_loaded([None], threads=2, cores=2)
 
 
 def test_images_per_second_is_the_batch_over_the_step_median(main_run):

@@ -1,37 +1,39 @@
-"""How busy the machine was while a run measured: the load the run's own work did not make.
+"""How busy the machine was while a run measured: the load of the *other* processes.
 
 On a shared machine timings mean little while other work runs (three runs of the default job
 gave NumPy three_layer_cnn step medians of 71.9, 2.14 and 1.52 ms), so every run records:
 
 - ``start``: the 1-minute load average just before its first cell (the machine as the run
   found it);
-- during the run, a daemon thread samples every ``interval`` seconds the number of runnable
-  threads on the machine (``/proc/loadavg``'s fourth field, "running/total") minus the
-  runnable threads of the run's own processes (the runner and the cells running now, from
-  ``/proc/<pid>/task/<tid>/stat``): the threads of *other* processes competing for the
-  cores. The 1-minute load average cannot be used during the run: the run's own cells push it
-  towards their thread count, and it lags a minute behind.
-- per cell, ``start``: the mean of those samples over the ``window`` seconds before the cell
-  began, and ``max``: the largest mean over ``window`` seconds (or over the whole cell, if
-  shorter) while it ran. Instantaneous counts jump at every short-lived process; means over
-  a few seconds are what slows a step.
+- ``max``: the largest 1-minute load average of the other processes sampled while it ran.
+  A daemon thread samples every ``interval`` seconds the machine's 1-minute load average and
+  the run's own runnable threads (the runner and the cells running now, state R or D in
+  ``/proc/<pid>/task/<tid>/stat``, the states the kernel counts). The kernel's average is an
+  exponential moving average (time constant 60 s) of the machine's runnable threads; the
+  sampler keeps the same average of the run's own count and subtracts it, so the run's own
+  cells, which push the machine's average towards their thread count within a minute, do not
+  mark the run as loaded by themselves.
+- per cell, ``start``: that other load when the cell started, ``max``: the largest while it
+  ran.
 
-A cell (and the run) is *loaded* when that other load, added to the threads the run itself
-keeps busy (threads per cell x cells at a time), oversubscribes the cores:
-``max(start, max) + threads >= cores + 0.5``. With as many threads as cores (the default),
-half a core's worth of other work on average already marks it. Where /proc is missing (macOS,
-Windows) the samples are None and only the load average at start is known.
+A cell (and the run) is *loaded* when ``max(start, max) >= threads``, the threads the run
+keeps busy at a time (threads per cell x cells side by side): other work then wants as many
+cores as the cells use. It is a coarse mark: the average lags (a cell of a few seconds sees
+little of a burst that started with it), and less load than that already slows a timing when
+threads + load exceed the cores. Where /proc is missing (macOS, Windows) the run's own
+threads cannot be counted: nothing is sampled and only ``start`` is known.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-MARGIN = 0.5  # threads' worth of other work tolerated before a timing counts as loaded
+TIME_CONSTANT = 60.0  # seconds: the kernel's 1-minute load average
 
 
 def load_average() -> float | None:
@@ -42,22 +44,17 @@ def load_average() -> float | None:
         return None
 
 
-def _running_on_machine() -> int | None:
-    try:
-        with open("/proc/loadavg", encoding="ascii") as handle:
-            return int(handle.read().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _running_threads(pid: int) -> int:
-    """Threads of ``pid`` in state R (running or runnable) now."""
+def _running_threads(pid: int, skip: int | None = None) -> int:
+    """Threads of ``pid`` the load average counts now: state R (running or runnable) or D
+    (uninterruptible sleep, mostly disk I/O); ``skip``: a thread id left out (the sampler)."""
     count = 0
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return 0
     for tid in tids:
+        if tid == str(skip):
+            continue
         try:
             with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as f:
                 stat = f.read()
@@ -65,35 +62,44 @@ def _running_threads(pid: int) -> int:
             continue
         # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the
         # last ')'
-        if stat[stat.rfind(")") + 2:stat.rfind(")") + 3] == "R":
+        if stat[stat.rfind(")") + 2:stat.rfind(")") + 3] in ("R", "D"):
             count += 1
     return count
 
 
-def is_loaded(other: Iterable[float | None], threads: int, cores: int) -> bool:
-    values = [v for v in other if v is not None]
-    return bool(values) and max(values) + threads >= cores + MARGIN
+def is_loaded(load: Iterable[float | None], threads: int) -> bool:
+    """Whether any of the other load values reached ``threads`` (None: not measured)."""
+    values = [v for v in load if v is not None]
+    return bool(values) and max(values) >= threads
 
 
 class LoadSampler:
     """Samples the other processes' runnable threads in a daemon thread (see the module)."""
 
-    def __init__(self, own_pids: Callable[[], Iterable[int]], interval: float = 0.5,
-                 window: float = 5.0):
-        self.own_pids, self.interval, self.window = own_pids, interval, window
-        self.samples: list[tuple[float, float]] = []  # (monotonic time, other threads)
+    def __init__(self, own_pids: Callable[[], Iterable[int]], interval: float = 0.5):
+        self.own_pids, self.interval = own_pids, interval
+        self.samples: list[tuple[float, float]] = []  # (monotonic time, other load)
+        self._own = 0.0  # the run's own threads, averaged as the kernel averages the machine's
+        self._last: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sample(self) -> float | None:
-        total = _running_on_machine()
-        if total is None:
+        """One sample of the other processes' 1-minute load (None without /proc)."""
+        machine = load_average()
+        if machine is None or not os.path.isdir(f"/proc/{os.getpid()}/task"):
             return None
-        own = sum(_running_threads(pid) for pid in {os.getpid(), *self.own_pids()})
-        other = float(max(0, total - own))
+        me = threading.get_native_id()  # the sampler, running while it samples: not work
+        own = sum(_running_threads(pid, me) for pid in {os.getpid(), *self.own_pids()})
+        now = time.monotonic()
         with self._lock:
-            self.samples.append((time.monotonic(), other))
+            if self._last is not None:
+                decay = math.exp(-(now - self._last) / TIME_CONSTANT)
+                self._own = self._own * decay + own * (1.0 - decay)
+            self._last = now
+            other = round(max(0.0, machine - self._own), 2)
+            self.samples.append((now, other))
         return other
 
     def __enter__(self) -> LoadSampler:
@@ -112,25 +118,21 @@ class LoadSampler:
         while not self._stop.wait(self.interval):
             self.sample()
 
-    def _mean(self, since: float, until: float) -> float | None:
-        values = [v for t, v in self.samples if since <= t <= until]
-        return round(sum(values) / len(values), 2) if values else None
-
     def cell(self, start: float, end: float) -> dict[str, float | None]:
-        """``{"start", "max"}`` of a cell that ran from ``start`` to ``end`` (monotonic)."""
+        """``{"start", "max"}`` of a cell that ran from ``start`` to ``end`` (monotonic): the
+        other load last sampled before it started, and the largest sampled while it ran."""
         with self._lock:
-            before = self._mean(start - self.window, start)
-            during = [t for t, _ in self.samples if start <= t <= end]
-            means = [self._mean(max(start, t - self.window), t) for t in during]
-        means = [m for m in means if m is not None]
-        return {"start": before, "max": max(means) if means else None}
+            before = [v for t, v in self.samples if t <= start]
+            during = [v for t, v in self.samples if start < t <= end]
+        return {"start": before[-1] if before else None,
+                "max": max(during) if during else None}
 
 
 def run_load(start: float | None, cell_loads: list[dict[str, Any]], threads: int,
              cores: int) -> dict[str, Any]:
     """results.json's top-level ``load``: the load average at start, the largest other load
-    sampled during any cell, and whether either oversubscribed the cores."""
+    sampled during any cell, and whether either reached the run's threads."""
     maxima = [c["max"] for c in cell_loads if c.get("max") is not None]
     peak = max(maxima) if maxima else None
     return {"threads": threads, "cores": cores, "start": start, "max": peak,
-            "loaded": is_loaded((start, peak), threads, cores)}
+            "loaded": is_loaded((start, peak), threads)}

@@ -833,7 +833,7 @@ def execute_run(command: str, run_dir: Path, header: dict[str, Any],
         # on a dask cluster the cell ran on another machine: this one's load says nothing
         rec["load"] = ({"start": None, "max": None} if began is None else
                        sampler.cell(began, time.monotonic()))
-        rec["loaded"] = is_loaded(rec["load"].values(), header["load"]["threads"], cores)
+        rec["loaded"] = is_loaded(rec["load"].values(), header["load"]["threads"])
         rec["spec_hash"] = spec_hash(rec["spec"])
         cid = safe_cell_id(rec["spec"])
         if result["weights"] is not None:
@@ -866,10 +866,11 @@ def execute_run(command: str, run_dir: Path, header: dict[str, Any],
     print(f"{status['ok']} ok, {status['failed']} failed, {status['skipped']} skipped in "
           f"{results['seconds']:.1f} s; results: {run_dir / 'results.json'}")
     if results["load"]["loaded"]:
-        print(f"note: the machine was loaded during the run (other processes' runnable "
-              f"threads up to {results['load']['max']}, load average "
-              f"{results['load']['start']} at start, {cores} cores, {header['load']['threads']}"
-              " cell threads at a time): its timings are marked as unreliable", file=sys.stderr)
+        print(f"note: the machine was loaded during the run (load average "
+              f"{results['load']['start']} at start, other processes' load up to "
+              f"{results['load']['max']} while it ran, {header['load']['threads']} cell "
+              f"threads at a time, {cores} cores): its timings are marked as unreliable",
+              file=sys.stderr)
     if status["ok"]:
         update_latest(run_dir, latest)
     else:
