@@ -10,7 +10,7 @@ pairs of pairs, "same", "valid"), per-axis strides, exact ties in max pooling, z
 kink, logits far apart (softmax stability), and inputs in Fortran order, with negative strides,
 read-only or as broadcast views.
 
-Sizes stay small (N <= 3, C <= 3, H, W <= 7, kernels <= 5): the reference is loops, and the
+Sizes stay small (N <= 3, C <= 3, outputs <= 4 x 4, kernels <= 5): the reference is loops, and the
 defects found so far live in the geometry, not in the size.
 """
 
@@ -167,12 +167,19 @@ def _pads(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple
     return tuple(tuple(p) for p in padding)
 
 
+# Drawn more often than their share: one channel, an output of height or width 1, stride 1
+# along one axis only. The audit's TensorFlow defect needed all of them at once.
+channels = st.sampled_from([1, 1, 2, 3])
+out_sizes = st.sampled_from([1, 1, 2, 3, 4])
+
+
 @st.composite
 def _window_geometry(draw, pool: bool):
-    """(kernel, stride, padding, (H, W)) with the kernel at most the padded input.
+    """(kernel, stride, padding, (H, W)) of a valid window op.
 
-    The kernel and padding come first and the image size is drawn so that the window fits:
-    H >= kernel - pads. Pools keep each pad at most kernel // 2 (the contract's rule).
+    The kernel, stride, padding and OUTPUT size come first and the image size is derived, so
+    that outputs of 1 and kernels as large as the padded input are drawn on purpose rather than
+    by chance. Pools keep each pad at most kernel // 2 (the contract's rule).
     """
     kernel = _as_pair(draw(_pair_or_int(1, 5)))
     if pool and draw(st.booleans()):
@@ -185,12 +192,13 @@ def _window_geometry(draw, pool: bool):
     padding = draw(_padding(kernel, max_pad))
     size = []
     for axis in range(2):
-        if isinstance(padding, str):
-            low = kernel[axis] if padding == "valid" else 1  # "same" always fits
-        else:
-            (p0, p1) = _pads(padding, (1, 1), kernel, (1, 1))[axis]
-            low = max(1, kernel[axis] - p0 - p1)
-        size.append(draw(st.integers(low, max(low, 7))))
+        k, s, out = kernel[axis], strides[axis], draw(out_sizes)
+        if isinstance(padding, str) and padding.lower() == "same":
+            size.append((out - 1) * s + draw(st.integers(1, s)))  # ceil(H / s) = out
+            continue
+        p0, p1 = _pads(padding, (1, 1), kernel, (1, 1))[axis]  # "valid": (0, 0)
+        # floor((H + p0 + p1 - k) / s) + 1 = out for H in this range (at least 1 row)
+        size.append(max(1, (out - 1) * s + k - p0 - p1 + draw(st.integers(0, s - 1))))
     if kernel[0] == kernel[1] and draw(st.booleans()):
         kernel_arg = kernel[0]
     else:
@@ -206,7 +214,7 @@ def _window_geometry(draw, pool: bool):
 def conv2d(draw):
     kernel, stride, padding, (h, w), _ = draw(_window_geometry(pool=False))
     kh, kw = _as_pair(kernel)
-    n, c, f = draw(batch), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    n, c, f = draw(batch), draw(channels), draw(st.integers(1, 3))
     rng = np.random.default_rng(draw(seeds))
     arrays = {"x": _values(rng, (n, c, h, w), "normal"),
               "w": _values(rng, (f, c, kh, kw), "normal"),
@@ -218,7 +226,7 @@ def conv2d(draw):
 @st.composite
 def max_pool2d(draw):
     kernel, stride, padding, (h, w), _ = draw(_window_geometry(pool=True))
-    n, c = draw(batch), draw(st.integers(1, 3))
+    n, c = draw(batch), draw(channels)
     kind = draw(st.sampled_from(["distinct", "ties", "normal"]))
     rng = np.random.default_rng(draw(seeds))
     arrays = {"x": _values(rng, (n, c, h, w), kind)}
@@ -229,7 +237,7 @@ def max_pool2d(draw):
 @st.composite
 def avg_pool2d(draw):
     kernel, stride, padding, (h, w), _ = draw(_window_geometry(pool=True))
-    n, c = draw(batch), draw(st.integers(1, 3))
+    n, c = draw(batch), draw(channels)
     rng = np.random.default_rng(draw(seeds))
     params = {"kernel_size": kernel, "stride": stride, "padding": padding,
               "count_include_pad": draw(st.booleans())}
