@@ -10,6 +10,11 @@ explicit form, so that each backend's op body starts from plain numbers:
 - stride and kernel_size: ``(sh, sw)``
 - padding: ``((top, bottom), (left, right))``; ``"same"`` follows TensorFlow's rule (the odd
   extra row/column goes bottom/right), ``"valid"`` is no padding.
+- hyperparameters: Python ``int``, ``float`` and ``bool`` (``integer``, ``real``, ``boolean``
+  convert), so that a NumPy scalar behaves exactly like the Python number. It would not
+  otherwise: NumPy 2 treats a Python float as "weak" (a float32 array stays float32) but
+  ``np.float64(0.1)`` or ``alpha / np.int64(3)`` as strong (float32 arrays silently become
+  float64). Each backend computes with the values its checker returns.
 
 Nothing here computes an op: the reference (reference/ops.py) resolves padding on its own, so a
 mistake here shows up as a parity failure instead of being shared by everyone.
@@ -238,8 +243,21 @@ def flatten(x: object) -> None:
         raise ValueError("x: got a 0-d array, expected at least 1 dimension (N, ...)")
 
 
+def _classes(name: str, x: np.ndarray) -> None:
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: got shape {x.shape} with no classes, expected at least one "
+                         "class (K >= 1)")
+
+
+def _examples(name: str, x: np.ndarray) -> None:
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: got an empty batch of shape {x.shape}, expected at least one "
+                         "example (the mean over no examples is undefined)")
+
+
 def softmax(x: object) -> None:
-    float_array("x", x, ndim=2)
+    x = float_array("x", x, ndim=2)
+    _classes("x", x)
 
 
 def labels_arg(labels: object, logits: np.ndarray) -> str:
@@ -266,8 +284,8 @@ def labels_arg(labels: object, logits: np.ndarray) -> str:
 
 def softmax_cross_entropy(logits: object, labels: object) -> str:
     logits = float_array("logits", logits, ndim=2)
-    if logits.shape[0] == 0 or logits.shape[1] == 0:
-        raise ValueError(f"logits: got shape {logits.shape}, expected N >= 1 and K >= 1")
+    _examples("logits", logits)
+    _classes("logits", logits)
     return labels_arg(labels, logits)
 
 
@@ -276,11 +294,14 @@ def mse(pred: object, target: object) -> None:
     target = float_array("target", target, like=pred, like_name="pred")
     same_shape("target", target, pred.shape, "the shape of pred")
     if pred.size == 0:
-        raise ValueError("pred: got an empty array, expected at least one element")
+        raise ValueError(f"pred: got an empty array of shape {pred.shape}, expected at least one "
+                         "element (the mean over no elements is undefined)")
 
 
 def batchnorm(x: object, gamma: object, beta: object, running_mean: object,
-              running_var: object, training: object, momentum: object, eps: object) -> None:
+              running_var: object, training: object, momentum: object,
+              eps: object) -> tuple[bool, float, float]:
+    """Check a batchnorm_forward call; return (training, momentum, eps) as Python values."""
     x = float_array("x", x, ndim=(2, 4))
     c = x.shape[1]
     what = "one per feature of x (N, D)" if x.ndim == 2 else "one per channel of x (N, C, H, W)"
@@ -288,19 +309,22 @@ def batchnorm(x: object, gamma: object, beta: object, running_mean: object,
                       ("running_var", running_var)):
         float_array(name, arr, ndim=1, like=x)
         same_shape(name, arr, (c,), what)
-    if boolean("training", training):
+    training = boolean("training", training)
+    if training:
         count = x.shape[0] * (1 if x.ndim == 2 else x.shape[2] * x.shape[3])
         if count < 2:
-            raise ValueError(f"x: got shape {x.shape} with {count} value per channel, expected "
-                             "more than 1 when training (the unbiased variance needs two)")
-    real("momentum", momentum, 0.0, 1.0)
-    real("eps", eps, 0.0, low_open=True)
+            values = "value" if count == 1 else "values"
+            raise ValueError(f"x: got shape {x.shape} with {count} {values} per channel, "
+                             "expected more than 1 when training (the unbiased variance needs "
+                             "two)")
+    return training, real("momentum", momentum, 0.0, 1.0), real("eps", eps, 0.0, low_open=True)
 
 
-def dropout(x: object, p: object, training: object, mask: object) -> None:
+def dropout(x: object, p: object, training: object, mask: object) -> tuple[float, bool]:
+    """Check a dropout_forward call; return (p, training) as Python values."""
     x = float_array("x", x)
-    real("p", p, 0.0, 1.0, high_open=True)
-    boolean("training", training)
+    p = real("p", p, 0.0, 1.0, high_open=True)
+    training = boolean("training", training)
     if mask is not None:
         if not isinstance(mask, np.ndarray):
             raise TypeError(f"mask: got {describe(mask)}, expected a NumPy array of 0/1 or "
@@ -309,18 +333,21 @@ def dropout(x: object, p: object, training: object, mask: object) -> None:
         if mask.dtype != np.bool_ and not np.all((mask == 0) | (mask == 1)):
             raise ValueError("mask: got values other than 0 and 1, expected a 0/1 or boolean "
                              "mask (1 keeps a unit)")
+    return p, training
 
 
 def local_response_norm(x: object, size: object, alpha: object, beta: object,
-                        k: object) -> None:
+                        k: object) -> tuple[int, float, float, float]:
+    """Check a local_response_norm_forward call; return (size, alpha, beta, k) as Python
+    numbers (a NumPy scalar such as np.int64(3) would promote float32 arrays to float64)."""
     float_array("x", x, ndim=4)
-    integer("size", size, 1)
-    real("alpha", alpha, 0.0)
-    real("beta", beta, 0.0)
-    real("k", k, 0.0, low_open=True)
+    return (integer("size", size, 1), real("alpha", alpha, 0.0), real("beta", beta, 0.0),
+            real("k", k, 0.0, low_open=True))
 
 
-def l2_regularization(weights: object, weight_decay: object) -> list[np.ndarray]:
+def l2_regularization(weights: object,
+                      weight_decay: object) -> tuple[list[np.ndarray], float]:
+    """Check an l2_regularization call; return (the arrays, weight_decay as a Python float)."""
     if isinstance(weights, dict):
         items = list(weights.items())
     elif isinstance(weights, (list, tuple)):
@@ -332,8 +359,7 @@ def l2_regularization(weights: object, weight_decay: object) -> list[np.ndarray]
     if arrays and any(a.dtype != arrays[0].dtype for a in arrays):
         raise TypeError(f"weights: got dtypes {sorted({str(a.dtype) for a in arrays})}, "
                         "expected one dtype for all")
-    real("weight_decay", weight_decay, 0.0)
-    return arrays
+    return arrays, real("weight_decay", weight_decay, 0.0)
 
 
 def grad_output(dy: object, cache: object, op: str) -> None:

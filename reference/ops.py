@@ -164,18 +164,22 @@ def _pool_geometry(x, kernel_size, stride, padding):
     return geometry
 
 
-def _first_max(window):
-    """(p, q) of the first maximum of a 2-D window in row-major order (strict > keeps it)."""
-    best = (0, 0)
+def _first_max(window, real):
+    """(p, q) of the winner of a 2-D window: the first cell in row-major order holding its
+    largest value, NaN counted as +inf (strict > keeps the first); a window whose real cells
+    (``real``, a boolean window) are all -inf is won by its first real cell."""
+    values = np.where(np.isnan(window), np.inf, window)
+    best = None
     for p in range(window.shape[0]):
         for q in range(window.shape[1]):
-            if window[p, q] > window[best]:
+            if real[p, q] and (best is None or values[p, q] > values[best]):
                 best = (p, q)
     return best
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
-    """y[n, c, i, j] = max over the window of xpad, where padded cells are -inf (never win).
+    """y[n, c, i, j] = max over the window of xpad, where padded cells are -inf (never win);
+    NaN if the window holds a NaN.
 
     x (N, C, H, W) -> y (N, C, OH, OW).
     """
@@ -190,16 +194,18 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
             for i in range(oh):
                 for j in range(ow):
                     rows, cols = _window(i, j, kernel, stride)
-                    y[n, c, i, j] = np.max(xp[n, c, rows, cols])
+                    y[n, c, i, j] = np.max(xp[n, c, rows, cols])  # np.max propagates NaN
     cache = {"x": x, "kernel": kernel, "stride": stride, "pads": pads}
     return y, cache
 
 
 def max_pool2d_backward(dy, cache):
-    """Each dy[n, c, i, j] goes whole to the window's FIRST maximum; overlaps accumulate."""
+    """Each dy[n, c, i, j] goes whole to the window's winner (_first_max); overlaps accumulate.
+    The winner of a window holding NaN gets dy * NaN."""
     dy = _f64(dy)
     kernel, stride, pads = cache["kernel"], cache["stride"], cache["pads"]
     xp = _pad(cache["x"], pads, -np.inf)
+    real = _pad(np.ones_like(cache["x"]), pads, 0.0) > 0
     dxp = np.zeros_like(xp)
     n_batch, channels, oh, ow = dy.shape
     for n in range(n_batch):
@@ -207,8 +213,10 @@ def max_pool2d_backward(dy, cache):
             for i in range(oh):
                 for j in range(ow):
                     rows, cols = _window(i, j, kernel, stride)
-                    p, q = _first_max(xp[n, c, rows, cols])
-                    dxp[n, c, rows.start + p, cols.start + q] += dy[n, c, i, j]
+                    window = xp[n, c, rows, cols]
+                    p, q = _first_max(window, real[n, c, rows, cols])
+                    g = dy[n, c, i, j] * (np.nan if np.isnan(window).any() else 1.0)
+                    dxp[n, c, rows.start + p, cols.start + q] += g
     return _unpad(dxp, pads)
 
 
@@ -275,7 +283,7 @@ def linear_forward(x, w, b):
     x (N, ...), w (O, D), b (O,) -> y (N, O).
     """
     x, w, b = _f64(x), _f64(w), _f64(b)
-    x2 = x.reshape(x.shape[0], -1)  # (N, D)
+    x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # (N, D); -1 fails when N = 0
     assert w.ndim == 2 and w.shape[1] == x2.shape[1] and b.shape == (w.shape[0],)
     y = np.zeros((x2.shape[0], w.shape[0]))
     for n in range(x2.shape[0]):
@@ -289,7 +297,7 @@ def linear_backward(dy, cache, input_grad=True):
     dx = dx2 in x's shape (None when input_grad is False)."""
     dy = _f64(dy)
     x, w = cache["x"], cache["w"]
-    x2 = x.reshape(x.shape[0], -1)
+    x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     dx2 = np.zeros_like(x2)
     dw = np.zeros_like(w)
     db = np.zeros(w.shape[0])
@@ -313,14 +321,19 @@ def _elementwise(fn, *arrays):
 
 
 def relu_forward(x):
-    """y = max(x, 0)."""
+    """y = max(x, 0); NaN stays NaN."""
     x = _f64(x)
-    return _elementwise(lambda v: v if v > 0 else 0.0, x), {"x": x}
+    return _elementwise(lambda v: v if v > 0 or math.isnan(v) else 0.0, x), {"x": x}
 
 
 def relu_backward(dy, cache):
-    """dx = dy where x > 0, else 0 (so the gradient at exactly 0 is 0)."""
-    return _elementwise(lambda g, v: g if v > 0 else 0.0, _f64(dy), cache["x"])
+    """dx = dy where x > 0, else 0 (so the gradient at exactly 0 is 0); NaN where x is NaN."""
+    def grad(g, v):
+        if math.isnan(v):
+            return math.nan
+        return g if v > 0 else 0.0
+
+    return _elementwise(grad, _f64(dy), cache["x"])
 
 
 def _sigmoid(v):
@@ -357,7 +370,7 @@ def flatten_forward(x):
     """(N, ...) -> (N, D), C order."""
     x = _f64(x)
     assert x.ndim >= 1
-    return x.reshape(x.shape[0], -1).copy(), {"shape": x.shape}
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))).copy(), {"shape": x.shape}
 
 
 def flatten_backward(dy, cache):
@@ -423,6 +436,11 @@ def softmax_cross_entropy(logits, labels):
     loss = 0.0
     dz = np.zeros_like(z)
     for n in range(n_batch):
+        if not np.all(np.isfinite(z[n])):
+            # a row with NaN or +-inf (even one -inf): NaN loss term and gradient row
+            loss += math.nan
+            dz[n] = math.nan
+            continue
         log_p = _log_softmax_row(z[n])
         loss += -np.sum(t[n] * log_p)
         dz[n] = (np.exp(log_p) * np.sum(t[n]) - t[n]) / n_batch

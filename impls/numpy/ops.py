@@ -10,11 +10,18 @@ docs/numpy-speed.md explains each choice made for speed, with the textbook versi
 Masks are applied by multiplying with a boolean array (``dy * positive``), not with np.where
 or masked assignment: those branch on every element, and on random masks they ran ~10x
 slower here. The product differs from a select only where the gradient is inf or NaN at a
-masked-out element (NaN instead of 0).
+masked-out element (NaN instead of 0); max pooling, where the frameworks' scatter gives 0
+there, checks dy and takes a select only when dy is not finite.
 
-Hyperparameters are turned into Python floats before they touch an array: NumPy 2 treats a
-Python float as "weak" (float32 stays float32) but an ``np.float64`` scalar as strong (it
-would silently promote float32 arrays to float64).
+The edges (docs/api.md, "Edges"): hyperparameters are the Python numbers the checkers return
+(NumPy 2 treats a Python float as "weak", float32 stays float32, but an ``np.float64`` scalar
+as strong: it would silently promote float32 arrays to float64). No output shares memory with
+an input, the cache or another output. Inputs of any memory layout give the same values as
+their C-ordered copy: reductions whose summation order follows the memory layout (batch norm,
+softmax, the losses, the bias gradients) run on ``np.ascontiguousarray`` of their input, which
+is the array itself when it is C-ordered already. The rare non-finite cases of max pooling
+(a NaN window, an all -inf window) are detected on the output and take a slower path; the
+common path stays as fast as before.
 """
 
 from __future__ import annotations
@@ -24,6 +31,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import _checks
 from .._checks import Cache, Geometry
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    """x (N, ...) as (N, D) in C order, D spelled out (-1 is ambiguous when N = 0); a view of x
+    when x is C-ordered."""
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 # ---------------------------------------------------------------------------------------------
 # window helpers (conv and pools)
@@ -176,7 +189,7 @@ def conv2d_backward(dy, cache, input_grad=True):
             dxp_t = np.zeros((c, xp.shape[0], *xp.shape[2:]), dtype=dy.dtype)  # (C, n, Hp, Wp)
             _scatter_windows(dxp_t, geom, lambda k, dcols=dcols: dcols[:, k])
             dx[batch] = _unpad(dxp_t, geom.pads).transpose(1, 0, 2, 3)
-    return dx, dw_mat.reshape(w.shape), dy.sum(axis=(0, 2, 3))
+    return dx, dw_mat.reshape(w.shape), np.ascontiguousarray(dy).sum(axis=(0, 2, 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +200,66 @@ def conv2d_backward(dy, cache, input_grad=True):
 ARGMAX_WINDOW_CELLS = 32
 
 
+def _window_max(xp: np.ndarray, geom: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """(max, argmax) of every window of xp (N, C, Hp, Wp): the argmax is the kernel offset
+    i * kW + j of the FIRST maximum in row-major order (strictly greater takes over).
+
+    Small windows (2x2, 3x3) take a running maximum over the kH*kW kernel offsets: a few
+    branch-free passes over arrays of the output's size; as k grows, the winner's offset is
+    max(argmax, k * wins). Large disjoint windows (``ARGMAX_WINDOW_CELLS``, e.g. 8x8) instead
+    copy each window into a row and take np.argmax along it (its first maximum is the tie
+    rule): kH*kW strided passes would cost more than one copy. A window holding NaN has a
+    NaN maximum either way (np.maximum and np.argmax propagate it), which is how
+    max_pool2d_forward finds the rare windows that need ``_nonfinite_windows``.
+    """
+    size = geom.kernel[0] * geom.kernel[1]
+    index_type = np.min_scalar_type(size - 1)  # uint8 up to 16x16
+    if size >= ARGMAX_WINDOW_CELLS and _disjoint(geom):
+        windows = _windows(xp, geom)  # (N, C, OH, OW, kH, kW), a view
+        rows = windows.reshape(*windows.shape[:4], size)  # a copy, at most x's size
+        argmax = rows.argmax(axis=-1).astype(index_type)  # (N, C, OH, OW)
+        return np.take_along_axis(rows, argmax[..., None], axis=-1)[..., 0], argmax
+    offsets = _offsets(geom)
+    _, first = next(offsets)
+    y = xp[first].copy()  # (N, C, OH, OW), the running maximum
+    argmax = np.zeros(y.shape, dtype=index_type)  # (N, C, OH, OW), offset of the winner
+    for k, cells in offsets:
+        candidate = xp[cells]
+        np.maximum(argmax, (candidate > y) * index_type.type(k), out=argmax)
+        np.maximum(y, candidate, out=y)
+    return y, argmax
+
+
+def _first_real_offsets(geom: Geometry) -> np.ndarray:
+    """(OH, OW): the kernel offset of each window's first real (unpadded) cell, row-major."""
+    kw, (sh, sw), ((top, _), (left, _)), (oh, ow) = (geom.kernel[1], geom.stride, geom.pads,
+                                                     geom.out)
+    i0 = np.maximum(top - sh * np.arange(oh), 0)  # (OH,) first real row of each window
+    j0 = np.maximum(left - sw * np.arange(ow), 0)  # (OW,)
+    return i0[:, None] * kw + j0[None, :]
+
+
+def _nonfinite_windows(xp: np.ndarray, geom: Geometry, index_type: np.dtype):
+    """The contract's rule where the fast path's winner is not it (docs/api.md, "Edges").
+
+    A window holding NaN outputs NaN and its winner is the first cell holding the largest
+    value with NaN counted as +inf (so a +inf before the NaN wins). A window whose real
+    cells are all -inf outputs -inf and its winner is its first real cell (the fast path
+    would pick its first cell, which may be padding, where the gradient is lost).
+    Returns (y, argmax, nan_windows), nan_windows a boolean (N, C, OH, OW).
+    """
+    nan = np.isnan(xp)
+    y, argmax = _window_max(np.where(nan, np.inf, xp), geom)
+    argmax = argmax.astype(index_type)
+    all_minus_inf = y == -np.inf
+    if all_minus_inf.any():
+        first = np.broadcast_to(_first_real_offsets(geom), y.shape).astype(index_type)
+        argmax[all_minus_inf] = first[all_minus_inf]
+    nan_windows, _ = _window_max(nan, geom)  # does the window hold a NaN?
+    y[nan_windows] = np.nan
+    return y, argmax, nan_windows
+
+
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """Max over each window; padded cells are -inf so they never win.
 
@@ -194,45 +267,43 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     Forward:  y[n, c, p, q] = max_{i,j} xp[n, c, p*sh + i, q*sw + j], and the argmax (the FIRST
               maximum in row-major order within the window) is kept.
     Backward: dx[argmax of window (p, q)] += dy[p, q]; overlapping windows accumulate.
+    Non-finite values (docs/api.md, "Edges"): a window holding NaN gives NaN, its winner (the
+    first largest, NaN counted as +inf) a NaN gradient; a window whose real cells are all
+    -inf gives -inf and its gradient goes to its first real cell.
 
-    Small windows (2x2, 3x3) take a running maximum over the kH*kW kernel offsets: a few
-    branch-free passes over arrays of the output's size. A later offset k takes over only when
-    strictly greater (the tie rule) or NaN (NaN propagates, as in PyTorch); as k grows, the
-    winner's index is max(argmax, k * wins). Large disjoint windows (``ARGMAX_WINDOW_CELLS``,
-    e.g. 8x8) instead copy each window into a row and take np.argmax along it (its first
-    maximum is the tie rule): kH*kW strided passes would cost more than one copy.
+    The fast path (``_window_max``) computes both for finite input; its output, 4x smaller
+    than x for 2x2 windows, is then checked once for NaN or -inf, and only then are the
+    windows redone by ``_nonfinite_windows``.
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     xp = _pad(x, geom.pads, value=-np.inf)  # (N, C, Hp, Wp)
-    size = geom.kernel[0] * geom.kernel[1]
-    index_type = np.min_scalar_type(size - 1)  # uint8 up to 16x16
-    if size >= ARGMAX_WINDOW_CELLS and _disjoint(geom):
-        windows = _windows(xp, geom)  # (N, C, OH, OW, kH, kW), a view
-        rows = windows.reshape(*windows.shape[:4], size)  # a copy, at most x's size
-        argmax = rows.argmax(axis=-1).astype(index_type)  # (N, C, OH, OW)
-        y = np.take_along_axis(rows, argmax[..., None], axis=-1)[..., 0]
-    else:
-        offsets = _offsets(geom)
-        _, first = next(offsets)
-        y = xp[first].copy()  # (N, C, OH, OW), the running maximum
-        argmax = np.zeros(y.shape, dtype=index_type)  # (N, C, OH, OW), offset of the winner
-        for k, cells in offsets:
-            candidate = xp[cells]
-            wins = (candidate > y) | np.isnan(candidate)
-            np.maximum(argmax, wins * index_type.type(k), out=argmax)
-            np.maximum(y, candidate, out=y)
+    y, argmax = _window_max(xp, geom)  # (N, C, OH, OW) each
+    nan_windows = None
+    if y.size and not y.min() > -np.inf:  # min is NaN if any NaN (np.min propagates it)
+        y, argmax, nan_windows = _nonfinite_windows(xp, geom, argmax.dtype)
+        if not nan_windows.any():
+            nan_windows = None
     cache = Cache(op="max_pool2d", shape=y.shape, dtype=x.dtype, argmax=argmax, geom=geom,
-                  padded_shape=xp.shape)
+                  padded_shape=xp.shape, nan_windows=nan_windows)
     return y, cache  # (N, C, OH, OW)
 
 
 def max_pool2d_backward(dy, cache):
     """Gradient of max_pool2d_forward: dx (N, C, H, W)."""
     _checks.grad_output(dy, cache, "max_pool2d")
+    argmax = cache.argmax
+    if cache.nan_windows is None and np.isfinite(dy.sum()):
+        def contribution(k):
+            # One-hot per offset: the windows whose winner sits at offset k pass dy on.
+            return dy * (argmax == k)
+    else:
+        # A NaN window's winner gets NaN, and a non-finite dy must reach its winner only (the
+        # frameworks scatter it; a product with the one-hot mask would put NaN everywhere).
+        # Rare, so the select's branches cost nothing in the common case.
+        grad = dy if cache.nan_windows is None else np.where(cache.nan_windows, np.nan, dy)
 
-    def contribution(k):
-        # One-hot per offset: the windows whose winner sits at offset k pass dy on.
-        return dy * (cache.argmax == k)
+        def contribution(k):
+            return np.where(argmax == k, grad, 0)
 
     dxp = _scatter_windows(np.zeros(cache.padded_shape, dy.dtype), cache.geom, contribution)
     return _unpad(dxp, cache.geom.pads)
@@ -282,7 +353,7 @@ def linear_forward(x, w, b):
     Backward: dx = dy w (reshaped to x's shape), dw = dy^T x, db = sum_n dy.
     """
     _checks.linear(x, w, b)
-    x2 = x.reshape(x.shape[0], -1)  # (N, D)
+    x2 = _flat(x)  # (N, D)
     y = x2 @ w.T  # w.T is a transposed view: BLAS reads it as it is
     y += b
     cache = Cache(op="linear", shape=y.shape, dtype=x.dtype, x2=x2, w=w, x_shape=x.shape)
@@ -297,18 +368,26 @@ def linear_backward(dy, cache, input_grad=True):
     _checks.grad_output(dy, cache, "linear")
     input_grad = _checks.boolean("input_grad", input_grad)
     dx = (dy @ cache.w).reshape(cache.x_shape) if input_grad else None
-    return dx, dy.T @ cache.x2, dy.sum(axis=0)
+    # a C-ordered dy: its column sums then run in one order whatever the caller's layout
+    return dx, dy.T @ cache.x2, np.ascontiguousarray(dy).sum(axis=0)
 
 
 def relu_forward(x):
     """Rectified linear unit, any shape.
 
-    Forward:  y = max(x, 0).
-    Backward: dx = dy where x > 0, else 0 (0 at exactly x = 0, like both frameworks).
+    Forward:  y = max(x, 0); NaN stays NaN.
+    Backward: dx = dy where x > 0, else 0 (0 at exactly x = 0, like both frameworks), and NaN
+              where x is NaN (docs/api.md, "Edges").
+
+    The mask is boolean; only when y holds a NaN (found by one reduction of y, which is NaN
+    exactly then) does it become a float mask with NaN at the NaN inputs.
     """
     _checks.elementwise(x)
     y = np.maximum(x, 0)
-    return y, Cache(op="relu", shape=y.shape, dtype=x.dtype, positive=x > 0)
+    positive = x > 0
+    if y.size and np.isnan(y.max()):
+        positive = np.where(np.isnan(x), np.nan, positive).astype(x.dtype)
+    return y, Cache(op="relu", shape=y.shape, dtype=x.dtype, positive=positive)
 
 
 def relu_backward(dy, cache):
@@ -326,7 +405,8 @@ def sigmoid_forward(x):
     """
     _checks.elementwise(x)
     y = np.exp(-np.logaddexp(0, -x))
-    return y, Cache(op="sigmoid", shape=y.shape, dtype=x.dtype, y=y)
+    # the cache keeps its own copy: a caller changing y must not change the backward
+    return y, Cache(op="sigmoid", shape=y.shape, dtype=x.dtype, y=y.copy())
 
 
 def sigmoid_backward(dy, cache):
@@ -343,7 +423,7 @@ def tanh_forward(x):
     """
     _checks.elementwise(x)
     y = np.tanh(x)
-    return y, Cache(op="tanh", shape=y.shape, dtype=x.dtype, y=y)
+    return y, Cache(op="tanh", shape=y.shape, dtype=x.dtype, y=y.copy())  # copy: see sigmoid
 
 
 def tanh_backward(dy, cache):
@@ -358,14 +438,17 @@ def flatten_forward(x):
     x (N, ...) -> y (N, D).  Backward: dx = dy reshaped to x's shape.
     """
     _checks.flatten(x)
-    y = x.reshape(x.shape[0], -1)
+    y = _flat(x)
+    if np.may_share_memory(y, x):  # a view (x C-ordered): the output must not alias x
+        y = y.copy()
     return y, Cache(op="flatten", shape=y.shape, dtype=x.dtype, x_shape=x.shape)
 
 
 def flatten_backward(dy, cache):
     """Gradient of flatten_forward: dx (N, ...)."""
     _checks.grad_output(dy, cache, "flatten")
-    return dy.reshape(cache.x_shape)
+    dx = dy.reshape(cache.x_shape)
+    return dx.copy() if np.may_share_memory(dx, dy) else dx  # never a view of dy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,16 +468,16 @@ def softmax_forward(x):
     Backward: dx = y * (dy - sum_k dy * y).
     """
     _checks.softmax(x)
-    e = np.exp(_shift_by_row_max(x))
+    e = np.exp(_shift_by_row_max(np.ascontiguousarray(x)))  # row sums in one order
     y = e / e.sum(axis=1, keepdims=True)
-    return y, Cache(op="softmax", shape=y.shape, dtype=x.dtype, y=y)
+    return y, Cache(op="softmax", shape=y.shape, dtype=x.dtype, y=y.copy())  # copy: see sigmoid
 
 
 def softmax_backward(dy, cache):
     """Gradient of softmax_forward: dx (N, K)."""
     _checks.grad_output(dy, cache, "softmax")
     y = cache.y
-    return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+    return y * (dy - (np.ascontiguousarray(dy) * y).sum(axis=1, keepdims=True))
 
 
 def softmax_cross_entropy(logits, labels):
@@ -408,12 +491,19 @@ def softmax_cross_entropy(logits, labels):
               (the factor keeps it exact when probabilities sum to 1 only up to rounding).
     """
     kind = _checks.softmax_cross_entropy(logits, labels)
+    logits = np.ascontiguousarray(logits)  # row sums in one order, whatever the layout
     n = logits.shape[0]
     if kind == "integer":
         target = np.zeros_like(logits)  # (N, K)
         target[np.arange(n), labels] = 1
     else:
-        target = labels
+        target = np.ascontiguousarray(labels)
+    finite_rows = np.isfinite(logits).all(axis=1)  # (N,)
+    if not finite_rows.all():
+        # docs/api.md, "Edges": a row with a non-finite logit (even one -inf, which the
+        # frameworks' log-softmax would treat as a masked class) is NaN in its loss term and
+        # in every entry of its gradient
+        logits = logits * np.where(finite_rows, 1, np.nan).astype(logits.dtype)[:, None]
     z = _shift_by_row_max(logits)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (N, K)
     loss = -(target * log_p).sum() / n
@@ -428,7 +518,7 @@ def mse(pred, target):
     Gradient: dpred = 2 (pred - target) / size.
     """
     _checks.mse(pred, target)
-    diff = pred - target
+    diff = np.ascontiguousarray(pred - target)  # the mean sums in one order
     return pred.dtype.type((diff * diff).mean()), 2 * diff / diff.size
 
 
@@ -451,8 +541,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
               inference dx = gamma / sqrt(var + eps) * dy (the statistics are constants).
     Returns (y, cache, new_running_mean, new_running_var).
     """
-    _checks.batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
-    momentum, eps = float(momentum), float(eps)
+    training, momentum, eps = _checks.batchnorm(x, gamma, beta, running_mean, running_var,
+                                                training, momentum, eps)
+    x = np.ascontiguousarray(x)  # the statistics sum in one order, whatever x's layout
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     per_channel = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts (C,) against x
     n = x.size // x.shape[1]
@@ -467,13 +558,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
     xhat = (x - mean.reshape(per_channel)) * inv_std.reshape(per_channel)
     y = gamma.reshape(per_channel) * xhat + beta.reshape(per_channel)
     cache = Cache(op="batchnorm", shape=y.shape, dtype=x.dtype, xhat=xhat, gamma=gamma,
-                  inv_std=inv_std, training=bool(training), axes=axes, per_channel=per_channel)
+                  inv_std=inv_std, training=training, axes=axes, per_channel=per_channel)
     return y, cache, new_mean, new_var
 
 
 def batchnorm_backward(dy, cache):
     """Gradients of batchnorm_forward: (dx like x, dgamma (C,), dbeta (C,))."""
     _checks.grad_output(dy, cache, "batchnorm")
+    dy = np.ascontiguousarray(dy)  # the sums run in one order, whatever dy's layout
     xhat, axes, per_channel = cache.xhat, cache.axes, cache.per_channel
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
@@ -493,14 +585,14 @@ def dropout_forward(x, p, training=True, mask=None, rng=None):
               one); inference y = x.
     Backward: dx = dy * mask / (1 - p) in training, dx = dy in inference.
     """
-    _checks.dropout(x, p, training, mask)
+    p, training = _checks.dropout(x, p, training, mask)
     if not training:
         return x.copy(), Cache(op="dropout", shape=x.shape, dtype=x.dtype, mask=None, scale=None)
     if mask is None:
         rng = np.random.default_rng() if rng is None else rng
         mask = rng.random(x.shape) >= p
     # The kept units' scale is built once in x's dtype, as the frameworks do.
-    scale = mask.astype(x.dtype) / (1 - float(p))
+    scale = mask.astype(x.dtype) / (1 - p)
     y = x * scale
     return y, Cache(op="dropout", shape=y.shape, dtype=x.dtype, mask=mask, scale=scale)
 
@@ -535,8 +627,7 @@ def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
                      - 2 beta alpha / size * x_j * sum_{c : j in W(c)} dy_c x_c d_c^(-beta-1),
               where c ranges over [j - (size-1)//2, j + size//2] (the window mirrored).
     """
-    _checks.local_response_norm(x, size, alpha, beta, k)
-    alpha, beta, k = float(alpha), float(beta), float(k)
+    size, alpha, beta, k = _checks.local_response_norm(x, size, alpha, beta, k)
     d = k + alpha / size * _channel_window_sum(x * x, size // 2, (size - 1) // 2)
     d_pow = d ** -beta  # kept: the backward's d^(-beta-1) is d_pow / d, no second power
     y = x * d_pow
@@ -560,10 +651,10 @@ def l2_regularization(weights, weight_decay):
     Forward:  loss = 0.5 * weight_decay * sum_w sum(w^2), a NumPy scalar of the weights' dtype.
     Gradient: grads = weight_decay * w for each w, as a list (list/tuple in) or dict (dict in).
     """
-    arrays = _checks.l2_regularization(weights, weight_decay)
-    weight_decay = float(weight_decay)
+    arrays, weight_decay = _checks.l2_regularization(weights, weight_decay)
     dtype = arrays[0].dtype if arrays else np.dtype(np.float64)
-    squares = sum((np.sum(w * w) for w in arrays), dtype.type(0))
+    # C-ordered copies where needed: each sum of squares then runs in one order
+    squares = sum((np.sum(np.square(np.ascontiguousarray(w))) for w in arrays), dtype.type(0))
     loss = dtype.type(0.5 * weight_decay * squares)
     grads = [weight_decay * w for w in arrays]
     if isinstance(weights, dict):

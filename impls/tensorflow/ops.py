@@ -164,9 +164,53 @@ def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor, stride: tuple[in
 
 def _max_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: object, pads: _checks.Pads) -> tf.Tensor:
-    """h (N, H, W, C) -> (N, OH, OW, C); explicit pads are -inf so that they never win."""
-    h, tf_padding = _padded(h, padding, pads, -np.inf)  # (N, H', W', C)
-    return tf.nn.max_pool2d(h, kernel, stride, tf_padding)
+    """h (N, H, W, C) -> (N, OH, OW, C); explicit pads are -inf so that they never win.
+
+    Input holding NaN or -inf (one reduction tells; ``tf.cond`` so that it also runs inside
+    ``tf.function``) goes to ``_nonfinite_max_pool2d_nhwc``: TensorFlow's kernels skip NaN
+    (a window [1, NaN] gives 1) and start each window from -FLT_MAX (an all -inf window gives
+    -3.4e38, and behind explicit -inf pads its gradient lands on a padded cell and is lost).
+    """
+    def native():
+        hp, tf_padding = _padded(h, padding, pads, -np.inf)  # (N, H', W', C)
+        return tf.nn.max_pool2d(hp, kernel, stride, tf_padding)
+
+    def nonfinite():
+        return _nonfinite_max_pool2d_nhwc(h, kernel, stride, pads)
+
+    return tf.cond(tf.reduce_all(h > -np.inf), native, nonfinite)  # False at NaN and -inf
+
+
+def _nonfinite_max_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                               pads: _checks.Pads) -> tf.Tensor:
+    """Max pooling by the contract's rule for NaN and -inf (docs/api.md, "Edges").
+
+    The winner is chosen on a copy where NaN counts as +inf by ``tf.nn.max_pool_with_argmax``
+    (strictly greater wins: the first largest); an all -inf window's winner is its first real
+    cell; y is the input gathered at the winners, times NaN where the window holds a NaN. The
+    gradient is TensorFlow's own (gather, mul): the winner gets dy * NaN. Substituting NaN
+    by +inf in the differentiated path instead would not do: tf.where's gradient is a select,
+    which gives a NaN winner 0, not NaN.
+    """
+    (top, bottom), (left, right) = pads
+    hp = tf.pad(h, [[0, 0], [top, bottom], [left, right], [0, 0]],
+                constant_values=-np.inf)  # (N, Hp, Wp, C)
+    nan = tf.math.is_nan(hp)
+    choose = tf.stop_gradient(tf.where(nan, tf.constant(np.inf, hp.dtype), hp))
+    best, index = tf.nn.max_pool_with_argmax(choose, kernel, stride, "VALID",
+                                             include_batch_in_index=True)  # (N, OH, OW, C)
+    # the flat index ((n * Hp + row) * Wp + col) * C + c of each window's first real cell
+    shape = tf.shape(hp, out_type=tf.int64)
+    hp_, wp, c = shape[1], shape[2], shape[3]
+    oh, ow = tf.shape(best, out_type=tf.int64)[1], tf.shape(best, out_type=tf.int64)[2]
+    rows = tf.maximum(tf.range(oh) * stride[0], top)[None, :, None, None]
+    cols = tf.maximum(tf.range(ow) * stride[1], left)[None, None, :, None]
+    batch = tf.range(shape[0])[:, None, None, None]
+    first = ((batch * hp_ + rows) * wp + cols) * c + tf.range(c)[None, None, None, :]
+    index = tf.where(best == -np.inf, first, index)
+    y = tf.gather(tf.reshape(hp, [-1]), index)  # (N, OH, OW, C)
+    nan_windows = tf.nn.max_pool2d(tf.cast(nan, hp.dtype), kernel, stride, "VALID") > 0
+    return y * tf.where(nan_windows, tf.constant(np.nan, hp.dtype), tf.constant(1, hp.dtype))
 
 
 def _avg_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
@@ -289,10 +333,17 @@ def linear_backward(dy: np.ndarray, cache: Cache,
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
     """Same contract as impls/numpy/ops.py::relu_forward.
 
-    TensorFlow's ReluGrad passes the gradient where x > 0 only: 0 at exactly 0.
+    TensorFlow's ReluGrad passes the gradient where x > 0 only: 0 at exactly 0, and 0 at a
+    NaN input where the contract wants NaN. Where x holds NaN, the output is multiplied by a
+    constant that is NaN there and 1 elsewhere: the value is unchanged, and the product's
+    gradient makes dy * NaN reach ReluGrad, whose dy * (x > 0) keeps the NaN.
     """
     _checks.elementwise(x)
-    return _forward("relu", tf.nn.relu, x)
+    nan = np.isnan(x)
+    if not nan.any():
+        return _forward("relu", tf.nn.relu, x)
+    factor = _tensor(np.where(nan, np.nan, 1).astype(x.dtype))
+    return _forward("relu", lambda x: tf.nn.relu(x) * factor, x)
 
 
 def relu_backward(dy: np.ndarray, cache: Cache) -> np.ndarray:
@@ -369,6 +420,11 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ge
     The sparse kernel takes int32/int64 classes only, hence the cast to int64.
     """
     kind = _checks.softmax_cross_entropy(logits, labels)
+    finite_rows = np.isfinite(logits).all(axis=1)  # (N,)
+    # The fused kernels treat a -inf logit as a masked class (integer labels: a finite loss);
+    # the contract makes a row with any non-finite logit NaN, loss term and gradient: a
+    # constant factor NaN on that row does both through the tape.
+    factor = _tensor(np.where(finite_rows, 1, np.nan).astype(logits.dtype)[:, None])
     if kind == "integer":
         classes = _tensor(labels.astype(np.int64))  # (N,)
 
@@ -380,7 +436,10 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ge
         def per_example(z):
             return tf.nn.softmax_cross_entropy_with_logits(labels=probabilities, logits=z)
 
-    loss, (dlogits,) = _loss_and_grads(lambda z: tf.reduce_mean(per_example(z)), logits)
+    def loss(z):
+        return tf.reduce_mean(per_example(z if finite_rows.all() else z * factor))
+
+    loss, (dlogits,) = _loss_and_grads(loss, logits)
     return loss, dlogits
 
 
@@ -431,8 +490,9 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     0.875: Keras' moving variance equals the biased update exactly and misses the unbiased one
     by 2e-3). Keras' default epsilon is 1e-3 and its default momentum 0.99.
     """
-    _checks.batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
-    momentum, eps = float(momentum), float(eps)  # Python floats take the tensors' dtype
+    # Python floats (the checker's) take the tensors' dtype
+    training, momentum, eps = _checks.batchnorm(x, gamma, beta, running_mean, running_var,
+                                                training, momentum, eps)
     rm, rv = _tensor(running_mean), _tensor(running_var)  # (C,)
     channels_last = x.ndim == 4
 
@@ -474,8 +534,8 @@ def dropout_forward(x: np.ndarray, p: float, training=True, mask: np.ndarray | N
     (seed it with ``tf.random.set_seed``); ``rng`` is accepted for the common signature and
     ignored. A given mask wins over p = 0: it is what makes all backends compute the same.
     """
-    _checks.dropout(x, p, training, mask)
-    p = float(p)  # a Python float takes x's dtype (a NumPy float64 scalar would not)
+    # p a Python float: it takes x's dtype (a NumPy float64 scalar would not)
+    p, training = _checks.dropout(x, p, training, mask)
     if not training:
         fn = tf.identity
     else:
@@ -520,8 +580,7 @@ def local_response_norm_forward(x: np.ndarray, size: int, alpha=1e-4, beta=0.75,
     cannot be even; ``lrn_params_from_tf``/``lrn_params_to_tf`` map the two parameter sets.
     Only elementwise ops, a pad, slices and a sum: channels stay on axis 1, no NHWC needed.
     """
-    _checks.local_response_norm(x, size, alpha, beta, k)
-    size, alpha, beta, k = int(size), float(alpha), float(beta), float(k)
+    size, alpha, beta, k = _checks.local_response_norm(x, size, alpha, beta, k)
 
     def lrn(x):
         return _local_response_norm(x, size, alpha, beta, k, axis=1)
@@ -573,8 +632,7 @@ def l2_regularization(weights, weight_decay: float):
     ``tf.nn.l2_loss(w)`` is sum(w ** 2) / 2, the contract's half already in it. With no
     weights the loss is np.float64(0.0) (there is no dtype to take).
     """
-    arrays = _checks.l2_regularization(weights, weight_decay)
-    weight_decay = float(weight_decay)
+    arrays, weight_decay = _checks.l2_regularization(weights, weight_decay)
     if arrays:
         loss, grads = _loss_and_grads(lambda *ws: _l2(ws, weight_decay), *arrays)
     else:

@@ -5,7 +5,13 @@ code and keeps the graph (inputs and output tensors) in its cache; every backwar
 ``torch.autograd.grad`` for the gradient of that output with ``grad_outputs=dy``. No gradient
 formula is written here, so comparing this backend with the reference tests PyTorch itself.
 
-NumPy <-> torch conversion happens only in ``_tensor`` and ``_numpy``.
+NumPy <-> torch conversion happens only in ``_tensor`` and ``_numpy``. Both copy, so no output
+shares memory with an input, the cache or another output, and any input layout (Fortran order,
+negative strides, read-only, broadcast views) becomes a C-ordered tensor of the same values.
+
+The edges of docs/api.md where PyTorch's own answer differs from the contract are handled here,
+each where it arises: a NaN input of relu (PyTorch passes dy on), max pooling over NaN or all
+-inf windows (``padded_max_pool2d``), cross-entropy over a row with a -inf logit.
 """
 
 from __future__ import annotations
@@ -102,10 +108,46 @@ def padded_max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[in
                       pads: _checks.Pads) -> torch.Tensor:
     """F.max_pool2d with resolved pads; explicit (uneven) padding is -inf.
 
-    -inf never wins a max, like torch's native padding, whatever the window holds.
+    -inf never wins a max, like torch's native padding, whatever the window holds. Input
+    holding NaN or -inf (one reduction tells) goes to ``_nonfinite_max_pool2d`` instead.
     """
+    if not bool((x > -np.inf).all()):  # False at NaN and at -inf
+        return _nonfinite_max_pool2d(x, kernel, stride, pads)
     xp, pad = _padded(x, pads, value=-np.inf)
     return F.max_pool2d(xp, kernel, stride, pad)  # (N, C, OH, OW)
+
+
+def _first_real_cells(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                      pads: _checks.Pads) -> torch.Tensor:
+    """(OH, OW): the flat index in the padded (Hp, Wp) plane of each window's first real cell."""
+    (_, wp), (sh, sw), ((top, _), (left, _)) = shape[-2:], stride, pads
+    oh, ow = (shape[-2] - kernel[0]) // sh + 1, (shape[-1] - kernel[1]) // sw + 1
+    rows = torch.clamp(torch.arange(oh) * sh, min=top)  # (OH,)
+    cols = torch.clamp(torch.arange(ow) * sw, min=left)  # (OW,)
+    return rows[:, None] * wp + cols[None, :]
+
+
+def _nonfinite_max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                          pads: _checks.Pads) -> torch.Tensor:
+    """Max pooling by the contract's rule for NaN and -inf (docs/api.md, "Edges").
+
+    PyTorch's kernel lets the LAST NaN of a window win and passes dy on to it unchanged, and
+    behind an explicit F.pad an all -inf window's gradient goes to its first cell, padding
+    or not. Here the winner is chosen on a copy where NaN counts as +inf (strictly greater
+    wins: the first largest), an all -inf window's winner is its first real cell, and y is
+    the input gathered at the winners, times NaN where the window holds a NaN: autograd
+    through the gather and the product sends the winner dy * NaN. The gradient is still
+    PyTorch's (gather, mul); only the choice of the winner is made here.
+    """
+    xp = _pad(x, pads, value=-np.inf)  # (N, C, Hp, Wp), explicit even when symmetric
+    nan = torch.isnan(xp)
+    choose = torch.where(nan, torch.inf, xp).detach()
+    best, index = F.max_pool2d(choose, kernel, stride, return_indices=True)  # (N, C, OH, OW)
+    first = _first_real_cells(xp.shape, kernel, stride, pads).expand_as(index)
+    index = torch.where(best == -torch.inf, first, index)
+    y = xp.flatten(2).gather(2, index.flatten(2)).view_as(index)
+    nan_windows = F.max_pool2d(nan.to(x.dtype), kernel, stride) > 0
+    return y * torch.where(nan_windows, torch.nan, 1.0).to(x.dtype)
 
 
 def padded_avg_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
@@ -213,10 +255,20 @@ def linear_backward(dy, cache, input_grad=True):
 
 
 def relu_forward(x):
-    """Same contract as impls/numpy/ops.py::relu_forward (PyTorch's gradient at 0 is 0)."""
+    """Same contract as impls/numpy/ops.py::relu_forward (PyTorch's gradient at 0 is 0).
+
+    PyTorch's relu gradient passes dy on at a NaN input (its mask is "not x <= 0"); the
+    contract's is NaN there. Where x holds NaN, the output is multiplied by a constant that is
+    NaN at those cells and 1 elsewhere: the value is unchanged, and autograd's product rule
+    makes that gradient dy * NaN.
+    """
     _checks.elementwise(x)
     (xt,) = _leaves(x)
-    return _result("relu", torch.relu(xt), (xt,))
+    y = torch.relu(xt)
+    nan = torch.isnan(xt.detach())
+    if bool(nan.any()):
+        y = y * torch.where(nan, torch.nan, 1.0).to(xt.dtype)
+    return _result("relu", y, (xt,))
 
 
 def relu_backward(dy, cache):
@@ -258,8 +310,9 @@ def flatten_forward(x):
     """Same contract as impls/numpy/ops.py::flatten_forward."""
     _checks.flatten(x)
     (xt,) = _leaves(x)  # (N, ...)
-    # reshape, not torch.flatten(x, 1): that rejects the 1-D input (N,) the contract maps to (N, 1)
-    y = xt.reshape(xt.shape[0], -1)  # (N, D)
+    # reshape, not torch.flatten(x, 1): that rejects the 1-D input (N,) the contract maps to
+    # (N, 1); D spelled out, because -1 is ambiguous (a RuntimeError) when N = 0
+    y = xt.reshape(xt.shape[0], int(np.prod(x.shape[1:])))  # (N, D)
     return _result("flatten", y, (xt,))
 
 
@@ -304,7 +357,14 @@ def softmax_cross_entropy(logits, labels):
     kind = _checks.softmax_cross_entropy(logits, labels)
     (lt,) = _leaves(logits)  # (N, K)
     target = _tensor(labels.astype(np.int64) if kind == "integer" else labels)  # (N,) / (N, K)
-    return _loss_and_grad(F.cross_entropy(lt, target), lt)
+    z = lt
+    finite_rows = torch.isfinite(lt.detach()).all(dim=1)  # (N,)
+    if not bool(finite_rows.all()):
+        # F.cross_entropy treats a -inf logit as a masked class (finite loss, zero gradient);
+        # the contract makes the whole row NaN, loss term and gradient: a constant factor NaN
+        # on that row does both through autograd
+        z = lt * torch.where(finite_rows, 1.0, torch.nan).to(lt.dtype)[:, None]
+    return _loss_and_grad(F.cross_entropy(z, target), lt)
 
 
 def mse(pred, target):
@@ -325,11 +385,11 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
     F.batch_norm updates the running statistics in place: it gets fresh tensor copies, returned
     as the new statistics, so the caller's arrays never change.
     """
-    _checks.batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    training, momentum, eps = _checks.batchnorm(x, gamma, beta, running_mean, running_var,
+                                                training, momentum, eps)
     xt, gt, bt = _leaves(x, gamma, beta)  # (N, D) or (N, C, H, W), (C,), (C,)
     mean, var = _tensor(running_mean), _tensor(running_var)  # (C,), (C,)
-    y = F.batch_norm(xt, mean, var, gt, bt, training=bool(training), momentum=float(momentum),
-                     eps=float(eps))
+    y = F.batch_norm(xt, mean, var, gt, bt, training=training, momentum=momentum, eps=eps)
     y, cache = _result("batchnorm", y, (xt, gt, bt))
     return y, cache, _numpy(mean), _numpy(var)
 
@@ -347,7 +407,7 @@ def dropout_forward(x, p, training=True, mask=None, rng=None):
     torch.manual_seed): ``rng``, a NumPy generator, is accepted for the common signature and
     ignored.
     """
-    _checks.dropout(x, p, training, mask)
+    p, training = _checks.dropout(x, p, training, mask)
     (xt,) = _leaves(x)
     if not training:
         y = xt
@@ -372,9 +432,9 @@ def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
     and (size - 1) // 2 after, averages the squares over the window (hence alpha / size) and
     returns x / (k + alpha * average) ** beta.
     """
-    _checks.local_response_norm(x, size, alpha, beta, k)
+    size, alpha, beta, k = _checks.local_response_norm(x, size, alpha, beta, k)
     (xt,) = _leaves(x)  # (N, C, H, W)
-    y = F.local_response_norm(xt, int(size), alpha=float(alpha), beta=float(beta), k=float(k))
+    y = F.local_response_norm(xt, size, alpha=alpha, beta=beta, k=k)
     return _result("local_response_norm", y, (xt,))
 
 
@@ -387,12 +447,12 @@ def local_response_norm_backward(dy, cache):
 
 def l2_regularization(weights, weight_decay):
     """Same contract as impls/numpy/ops.py::l2_regularization."""
-    arrays = _checks.l2_regularization(weights, weight_decay)
+    arrays, weight_decay = _checks.l2_regularization(weights, weight_decay)
     if not arrays:
         # autograd.grad needs at least one input; an empty sum is a float64 zero
         return np.float64(0.0), ({} if isinstance(weights, dict) else [])
     ws = _leaves(*arrays)
-    loss = 0.5 * float(weight_decay) * sum(torch.sum(w * w) for w in ws)
+    loss = 0.5 * weight_decay * sum(torch.sum(w * w) for w in ws)
     grads = [_numpy(g) for g in torch.autograd.grad(loss, ws)]
     if isinstance(weights, dict):
         grads = dict(zip(weights, grads, strict=True))
