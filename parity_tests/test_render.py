@@ -413,3 +413,140 @@ def test_the_verdict_uses_the_training_parity_tolerances():
 
     assert PARITY_TOLERANCE == {"float32": test_training_parity.RUN_TOL_FLOAT32,
                                 "float64": test_training_parity.RUN_TOL_FLOAT64}
+
+
+def _rewrite(run: Path, change) -> None:
+    results = json.loads((run / "results.json").read_text())
+    change(results)
+    report_io.write_json_atomic(run / "results.json", results)
+
+
+def test_the_report_opens_with_a_verdict(rendered):
+    run, _ = rendered
+    md = (run / "report.md").read_text(encoding="utf-8")
+    first = md.split("\n## ")[1]
+    assert first.startswith("Verdict\n")
+    assert ("**The frameworks agree** with the NumPy backend: the largest deviations are loss "
+            "curve 1.2e-06 (torch, simple_cnn on digits); final weights 6.0e-06 (torch, "
+            "simple_cnn on digits), all within the tolerance (float32 1e-4) of the "
+            "training-parity tests.") in first
+    # simple_cnn: torch median(4, 6) = 5 ms against numpy's median(10, 12) = 11 ms.
+    assert ("- **simple_cnn on digits**: torch is fastest, 5.00 ms per step†; step time × "
+            "NumPy's: torch ×0.45, numpy ×1.00.") in first
+    assert "- **simple_cnn on digits**: numpy 91.00 ± 1.41 %, torch 92.00 ± 1.41 %." in first
+    assert "- **mlp on digits**: numpy 82.00 ± 2.83 %, torch 85.00 %." in first
+    assert "1 cell(s) failed and 5 were skipped" in first
+    assert "loaded during this run" not in md  # no load record: no banner, no ‡
+    assert "‡" not in md.split("## Summary")[1].split("## Failed")[0]
+    # images / s = batch 100 × 1000 / the 11.0 ms step median shown beside it
+    assert _md_row("numpy", "simple_cnn", "digits", "2/2 ok", "91.00 ± 1.41", "4.50", "11.0",
+                   "16.5", "9,091") in md
+
+
+def test_the_verdict_says_when_frameworks_disagree(tmp_path):
+    run = make_run(tmp_path / "run", baseline=False)
+
+    def worse(results):
+        for row in results["rows"]:
+            if row["metric"] == "parity_weights_max_dev" and row["model"] == "mlp":
+                row["value"] = 3e-3
+
+    _rewrite(run, worse)
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert ("**The frameworks do not agree**: 1 deviation(s) exceed the tolerance (float32 "
+            "1e-4): torch's final weights on mlp / digits 3.0e-03 (30× the tolerance).") in md
+
+
+def test_a_loaded_run_has_a_banner_and_marked_timings(tmp_path):
+    run = make_run(tmp_path / "run", baseline=False)
+
+    def loaded(results):
+        results["load"] = {"threads": 2, "start": 2.5, "max": 3.1, "loaded": True}
+        for cell in results["cells"]:
+            if cell["spec"].get("framework") == "numpy" and cell["spec"].get("model") == \
+                    "simple_cnn":
+                cell.update(loaded=True, load={"start": 2.5, "max": 3.1})
+
+    _rewrite(run, loaded)
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# cnn-rosetta comparison: run 20250102-030405\n\n> **The machine "
+                         "was loaded during this run**: the 1-minute load average was 2.50 at "
+                         "the start and reached 3.10 while it ran, at or above the 2 thread(s) "
+                         "the cells used.")
+    assert "the timings of the 2 cell(s) that ran under that load are marked ‡" in md
+    assert _md_row("numpy", "simple_cnn", "digits", "2/2 ok", "91.00 ± 1.41", "4.50‡",
+                   "11.0‡", "16.5‡", "9,091‡") in md
+    assert _md_row("numpy", "mlp", "digits", "2/2 ok", "82.00 ± 2.83", "4.50", "11.0") in md
+    assert "‡ unreliable: the machine was loaded" in md  # the verdict's speed sentence
+    assert "- **‡**: a timing of a cell during which the machine's 1-minute load" in md
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert '<p class="banner"><strong>The machine was loaded during this run</strong>' in page
+
+
+@pytest.mark.parametrize("bad", [None, "nan", "inf", "-inf", float("nan")])
+def test_missing_and_non_finite_metrics_read_as_missing(tmp_path, bad):
+    run = make_run(tmp_path / "run", baseline=False)
+
+    def spoil(results):
+        for row in results["rows"]:
+            if row["framework"] == "numpy" and row["model"] == "mlp" and row["metric"] in (
+                    "step_latency_median", "step_latency_p90", "test_accuracy"):
+                row["value"] = bad
+
+    _rewrite(run, spoil)
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert _md_row("numpy", "mlp", "digits", "2/2 ok", "—", "4.50", "—", "—", "—") in md
+    tables = [line for line in md.splitlines() if line.startswith("|")]
+    assert not [line for line in tables if "nan" in line.lower() or "inf |" in line.lower()]
+
+
+def test_framework_bugs_section(tmp_path, monkeypatch):
+    import reports.render as render_module
+
+    run = make_run(tmp_path / "run", baseline=False)
+    render(run)
+    defects = render_module.read_defects()
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert ("## Framework bugs this suite found" in md) == (defects is not None)
+    monkeypatch.setattr(render_module, "read_defects", lambda: [
+        {"id": "tf-conv", "framework": "tensorflow", "versions": "2.21.0", "op": "conv2d",
+         "geometry": "C_in 1, stride (1, 2)", "reproducer": "tf.nn.conv2d(x, w, (1, 1, 2, 1))",
+         "expected": "0.5", "got": "0.25", "workaround": "im2col", "test": "test_x",
+         "upstream": "https://github.com/tensorflow/tensorflow/issues/1"}])
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert _md_row("tensorflow 2.21.0", "conv2d", "C_in 1, stride (1, 2)",
+                   "`tf.nn.conv2d(x, w, (1, 1, 2, 1))`", "0.5", "0.25", "im2col",
+                   "[https://github.com/tensorflow/tensorflow/issues/1]"
+                   "(https://github.com/tensorflow/tensorflow/issues/1)", "`test_x`") in md
+
+
+def test_parity_caption_counts_exact_steps(rendered):
+    run, _ = rendered
+    md = (run / "report.md").read_text(encoding="utf-8")
+    # Step 0 of each torch run equals NumPy's exactly: simple_cnn seeds 0, 1 and mlp seed 0
+    # (seed 1 failed), 6 steps each.
+    assert "not on the line: torch 3 of 18." in md
+    assert "float32 tolerance of the training-parity tests (1e-4)" in md
+
+
+def test_the_environment_shows_what_differs_between_cells(tmp_path):
+    run = make_run(tmp_path / "run", baseline=False)
+    env = json.loads((run / "environment.json").read_text())
+    pools = [{"internal_api": "openblas", "num_threads": 1}]
+    env["cells"] = {"ops-numpy": {"python": "3.11.2", "blas": pools, "cpu_count": 2},
+                    "ops-torch": {"python": "3.11.2", "blas": pools, "torch_threads": 1}}
+    report_io.write_json_atomic(run / "environment.json", env)
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    section = md.split("## Environment\n")[1]
+    assert section.startswith("\n**The same in the runner and all 2 cells**: python 3.11.2; "
+                              "platform Linux-x86_64; cpu Test CPU @ 2GHz; cpu_count 2; ")
+    assert "torch_threads 1" in section.split("\n\n")[0]  # recorded by one process only
+    assert _md_row("process", "blas") in section  # the only key with two values
+    assert _md_row("(the runner)", "user_api blas, internal_api openblas, num_threads 2") \
+        in section
+    assert _md_row("ops-numpy", "internal_api openblas, num_threads 1") in section

@@ -202,8 +202,10 @@ def summary(results: dict, rows: pd.DataFrame | None = None) -> pd.DataFrame:
         timing = g["metric"].isin(TIMINGS)
         step_median = metric("step_latency_median").median()
         batch = number(_one_value(group, "batch_size"))
-        throughput = (batch * 1e3 / step_median if batch and number(step_median)
-                      else metric("throughput").median())
+        if batch:  # the table's images / s agrees with its step median, or both are missing
+            throughput = batch * 1e3 / step_median if number(step_median) else None
+        else:
+            throughput = metric("throughput").median()
         out.append({
             "framework": key[0], "model": key[1], "dataset": key[2],
             "seeds": _status_counts(group),

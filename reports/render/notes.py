@@ -50,9 +50,10 @@ def environment_section(environment: Any) -> Section:
     envs = {"(the runner)": dict(flatten(runner)),
             **{cid: dict(flatten(env)) for cid, env in cell_envs.items()}}
     keys = list(dict.fromkeys(k for env in envs.values() for k in env))
-    differ = [k for k in keys if len({env.get(k, "—") for env in envs.values()}) > 1]
-    common = [(k, envs["(the runner)"].get(k) or next(e[k] for e in envs.values() if k in e))
-              for k in keys if k not in differ]
+    # A key differs when two processes recorded different values; one that only some
+    # processes recorded (the runner's dataset checksums, a framework's threads) does not.
+    differ = [k for k in keys if len({env[k] for env in envs.values() if k in env}) > 1]
+    common = [(k, next(e[k] for e in envs.values() if k in e)) for k in keys if k not in differ]
     section.add(Para(strong(f"The same in the runner and all {len(cell_envs)} cells"), ": ",
                      "; ".join(f"{k} {v}" for k, v in common) + "." if common else "nothing."))
     if differ:
