@@ -457,3 +457,75 @@ def optimizer(name: object, lr: object, implementation: object,
         # Nesterov's look-ahead needs a momentum (torch.optim.SGD refuses 0 too)
         raise ValueError("momentum: got 0.0, expected a number in (0, 1) for nesterov")
     return lr, checked
+
+
+# ---------------------------------------------------------------------------------------------
+# model level: the NumPy edge of predict, train_step, gradients and set_weights
+# (docs/models.md, "Edges"); every backend calls these, so the messages are the same
+
+
+def model_input(x: object, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Check a batch for a model: a float32/float64 ndarray (N, C, H, W), (C, H, W) the model's.
+
+    Returns x as given; the backend casts it to the model's dtype.
+    """
+    x = float_array("x", x)
+    if x.ndim != 4 or x.shape[1:] != tuple(input_shape):
+        raise ValueError(f"x: got shape {x.shape}, expected (N, "
+                         f"{', '.join(map(str, input_shape))}) (the model's input_shape)")
+    return x
+
+
+def model_labels(labels: object, n: int, num_classes: int,
+                 dtype: np.dtype) -> tuple[str, np.ndarray]:
+    """Check the labels of a batch of ``n``: integer classes (N,) in [0, K) or float32/float64
+    probabilities (N, K), cast to the model's dtype like x. Returns (kind, labels)."""
+    if (isinstance(labels, np.ndarray) and labels.ndim == 2 and labels.dtype in FLOAT_DTYPES):
+        labels = labels.astype(dtype, copy=False)
+    # labels_arg wants logits: a zero-stride stand-in of shape (N, K) and the model's dtype
+    logits = np.broadcast_to(np.zeros((), dtype), (n, num_classes))
+    return labels_arg(labels, logits), labels
+
+
+def training_batch(x: object, labels: object, spec: object,
+                   dtype: np.dtype) -> tuple[np.ndarray, str, np.ndarray]:
+    """Check a train_step/gradients batch before anything runs, so that a refused batch leaves
+    the model unchanged: x as ``model_input``, at least one example, more than one value per
+    channel in every batch norm layer of ``spec`` (a reference.models.ModelSpec), the labels
+    as ``model_labels``. Returns (x, kind, labels)."""
+    x = model_input(x, spec.input_shape)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError(f"x: got an empty batch of shape {x.shape}, expected at least one "
+                         "example (the mean loss over no examples is undefined)")
+    for layer in spec.layers:
+        if layer.kind in ("BatchNorm1d", "BatchNorm2d"):
+            count = n * int(np.prod(layer.in_shape[1:]))
+            if count < 2:
+                raise ValueError(f"x: got {n} example (shape {x.shape}), expected at least 2 "
+                                 f"when training: {layer.name} ({layer.kind}) would see "
+                                 f"{count} value per channel (the unbiased variance needs two)")
+    kind, labels = model_labels(labels, n, spec.num_classes, dtype)
+    return x, kind, labels
+
+
+def model_weights(weights: object, shapes: dict[str, tuple[int, ...]],
+                  dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Check a set_weights dict against the model's canonical ``shapes``: exactly its keys,
+    real arrays (or nested lists) castable to ``dtype`` ("same_kind": ints, bools, float16,
+    float64 yes; complex, str, object no) of the exact shape. Returns them cast to dtype."""
+    if not isinstance(weights, dict):
+        raise TypeError(f"weights: got {type(weights).__name__}, expected a dict name -> "
+                        "array like get_weights()")
+    for key in sorted(set(shapes) ^ set(weights)):
+        problem = "missing" if key in shapes else "not a weight of this model"
+        raise KeyError(f"weights: {key!r} {problem}")
+    out = {}
+    for key, shape in shapes.items():
+        value = np.asarray(weights[key])
+        if not np.can_cast(value.dtype, dtype, casting="same_kind"):
+            raise TypeError(f"weights[{key!r}]: got dtype {value.dtype}, expected a real array "
+                            f"castable to {dtype}")
+        same_shape(f"weights[{key!r}]", value, shape, "the model's shape")
+        out[key] = value.astype(dtype, copy=False)
+    return out

@@ -51,12 +51,8 @@ class Model:
     # forward and backward
 
     def _input(self, x: object) -> np.ndarray:
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"x: got {type(x).__name__}, expected a NumPy array (N, C, H, W)")
-        if x.ndim != 4 or x.shape[1:] != self.spec.input_shape:
-            raise ValueError(f"x: got shape {x.shape}, expected (N, "
-                             f"{', '.join(map(str, self.spec.input_shape))})")
-        return x.astype(self.dtype, copy=False)
+        """x (N, C, H, W) float32/float64 (the shared check), cast to the model's dtype."""
+        return _checks.model_input(x, self.spec.input_shape).astype(self.dtype, copy=False)
 
     def _masks(self, masks: object) -> dict[str, np.ndarray]:
         names = {layer.name for layer in self.spec.dropout_layers()}
@@ -105,11 +101,12 @@ class Model:
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Logits (N, K) in inference mode (running statistics, no dropout)."""
         x = self._input(x)
+        if batch_size is not None:
+            batch_size = _checks.integer("batch_size", batch_size, 1)
+        if len(x) == 0:  # no example: no logits (the layers' ops refuse N = 0)
+            return np.zeros((0, self.spec.num_classes), self.dtype)
         if batch_size is None:
             return self.forward(x, training=False)
-        batch_size = _checks.integer("batch_size", batch_size, 1)
-        if len(x) == 0:
-            return np.zeros((0, self.spec.num_classes), self.dtype)
         return np.concatenate([self.forward(x[i:i + batch_size], training=False)
                                for i in range(0, len(x), batch_size)])
 
@@ -126,26 +123,14 @@ class Model:
         return {key: array.copy() for key, array in self._arrays().items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Load every canonical array (exact keys and shapes; cast to the model's dtype).
+        """Load every canonical array (exact keys and shapes; real arrays cast to the model's
+        dtype, see _checks.model_weights).
 
         Values are copied INTO the existing arrays, so an optimizer built on this model keeps
         working on them.
         """
-        if not isinstance(weights, dict):
-            raise TypeError(f"weights: got {type(weights).__name__}, expected a dict name -> "
-                            "array like get_weights()")
+        converted = _checks.model_weights(weights, self.spec.weight_shapes(), self.dtype)
         arrays = self._arrays()
-        for key in sorted(set(arrays) ^ set(weights)):
-            problem = "missing" if key in arrays else "not a weight of this model"
-            raise KeyError(f"weights: {key!r} {problem}")
-        converted = {}
-        for key, target in arrays.items():
-            value = np.asarray(weights[key])
-            if not np.can_cast(value.dtype, target.dtype, casting="same_kind"):
-                raise TypeError(f"weights[{key!r}]: got dtype {value.dtype}, expected a real "
-                                f"array castable to {target.dtype}")
-            _checks.same_shape(f"weights[{key!r}]", value, target.shape, "the model's shape")
-            converted[key] = value
         for key, value in converted.items():  # only once every array has passed its checks
             arrays[key][...] = value
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from reference.models import dropout_masks
 
+from .. import _checks
 from . import ops
 from .models import Model
 from .optimizers import Optimizer
@@ -51,6 +52,7 @@ def train_step(model: Model, opt: Optimizer, x: np.ndarray, y: np.ndarray,
                         "build_optimizer")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: got {type(rng).__name__}, expected a np.random.Generator or None")
+    x, _, y = _checks.training_batch(x, y, model.spec, model.dtype)
     masks = None if rng is None else dropout_masks(model.spec, len(x), rng)
     loss = _loss_and_grads(model, x, y, masks)
     opt.step(model.grads)
@@ -65,6 +67,7 @@ def gradients(model: Model, x: np.ndarray, y: np.ndarray,
     dropout generator, which advances when no ``masks`` are given and the model has dropout).
     """
     _check_model(model)
+    x, _, y = _checks.training_batch(x, y, model.spec, model.dtype)
     saved = {key: buffer.copy() for key, buffer in model.buffers.items()}
     try:
         loss = _loss_and_grads(model, x, y, masks)

@@ -142,6 +142,21 @@ class _BatchNorm(keras.layers.Layer):
         self.running_var = self.add_weight(shape=shape, initializer="ones", trainable=False,
                                            name="running_var")
 
+    def __call__(self, h, *args, **kwargs):
+        shape = tf.TensorShape(getattr(h, "shape", None))
+        if kwargs.get("training") and shape.rank in (2, 4) and shape.is_fully_defined():
+            # The contract's refusal of one value per channel (the unbiased running variance
+            # would be 0/0: TensorFlow writes NaN into running_var and goes on). Checked here,
+            # not in call(), whose exceptions Keras rewrites ("Exception encountered when
+            # calling ..."); it needs a static shape, so a model checks its whole batch before
+            # its compiled step (whose trace may leave N unknown), see _checks.training_batch.
+            nhwc = tuple(shape)
+            probe = np.broadcast_to(np.zeros((), np.float32), (nhwc[0], nhwc[-1], *nhwc[1:-1]))
+            channel = np.zeros(nhwc[-1], np.float32)
+            _checks.batchnorm(probe, channel, channel, channel, channel, True, self.momentum,
+                              self.eps)
+        return super().__call__(h, *args, **kwargs)
+
     def call(self, h, training=False, update_stats=True):
         y, mean, var = ops._batchnorm_nhwc(h, self.gamma, self.beta, self.running_mean,
                                            self.running_var, training, self.eps)

@@ -157,12 +157,8 @@ class Model(keras.Model):
         return self(x, training=False)
 
     def inputs_arg(self, x: object) -> np.ndarray:
-        """x checked against the spec's (C, H, W) and cast to the model's dtype."""
-        _checks.float_array("x", x)
-        if x.ndim != 4 or x.shape[1:] != self.spec.input_shape:
-            raise ValueError(f"x: got shape {x.shape}, expected (N, "
-                             f"{', '.join(map(str, self.spec.input_shape))})")
-        return x.astype(self.dtype, copy=False)
+        """x checked against the spec's (C, H, W) (the shared check), cast to the model's dtype."""
+        return _checks.model_input(x, self.spec.input_shape).astype(self.dtype, copy=False)
 
     def tf_masks(self, masks: object, batch_size: int) -> dict[str, tf.Tensor] | None:
         """Canonical keep-masks (reference.models.dropout_masks) as tensors in the layers'
@@ -205,24 +201,11 @@ class Model(keras.Model):
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Load every canonical array (exact keys and shapes; cast to the model's dtype).
 
-        Nothing is assigned unless every array passes its checks.
+        Nothing is assigned unless every array passes its checks (_checks.model_weights).
         """
-        if not isinstance(weights, dict):
-            raise TypeError(f"weights: got {type(weights).__name__}, expected a dict name -> "
-                            "array like get_weights()")
+        arrays = _checks.model_weights(weights, self.spec.weight_shapes(), self.dtype)
         variables = self._variables()
-        for key in sorted(set(variables) ^ set(weights)):
-            problem = "missing" if key in variables else "not a weight of this model"
-            raise KeyError(f"weights: {key!r} {problem}")
-        shapes = self.spec.weight_shapes()
-        converted = {}
-        for key in variables:
-            value = np.asarray(weights[key])
-            if not np.can_cast(value.dtype, self.dtype, casting="same_kind"):
-                raise TypeError(f"weights[{key!r}]: got dtype {value.dtype}, expected a real "
-                                f"array castable to {self.dtype}")
-            _checks.same_shape(f"weights[{key!r}]", value, shapes[key], "the model's shape")
-            converted[key] = self._layouts[key].to_tf(value.astype(self.dtype, copy=False))
+        converted = {key: self._layouts[key].to_tf(value) for key, value in arrays.items()}
         for key, value in converted.items():
             variables[key].assign(value)
 

@@ -34,25 +34,23 @@ def _check_model(model: object) -> Model:
 
 
 def _batch(model: Model, x: object, y: object) -> tuple[tf.Tensor, tf.Tensor]:
-    """x (N, C, H, W) in the model's dtype and integer labels (N,) in [0, K), as tensors."""
+    """x (N, C, H, W) in the model's dtype and the labels, integer classes (N,) as int64 or
+    probabilities (N, K) in the model's dtype, as tensors, after the shared check
+    (_checks.training_batch: an empty batch, or one value per batch-norm channel, is refused
+    here, before the compiled step, whose traced shapes may not show the batch size)."""
+    x, kind, y = _checks.training_batch(x, y, model.spec, model.dtype)
     x = model.inputs_arg(x)
-    if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"y: got {_checks.describe(y)}, expected integer classes of shape (N,)")
-    if len(y) != len(x) or len(x) == 0:
-        raise ValueError(f"y: got {len(y)} labels for {len(x)} examples, expected one label per "
-                         "example and at least one example")
-    k = model.spec.num_classes
-    if y.min() < 0 or y.max() >= k:
-        raise ValueError(f"y: got values in [{y.min()}, {y.max()}], expected classes in "
-                         f"[0, {k - 1}]")
-    return tf.constant(x), tf.constant(y, tf.int64)
+    return tf.constant(x), tf.constant(y, tf.int64 if kind == "integer" else model.dtype)
 
 
 def _loss(model: Model, x: tf.Tensor, y: tf.Tensor, masks, update_stats: bool) -> tf.Tensor:
     """The training-mode loss (a scalar tensor in the model's dtype)."""
     logits = model(x, training=True, masks=masks, update_stats=update_stats)  # (N, K)
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                         logits=logits))
+    if y.dtype.is_integer:  # classes (N,); else probabilities (N, K)
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    else:
+        per_example = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    loss = tf.reduce_mean(per_example)
     if model.spec.weight_decay:
         params = model.params
         loss = loss + ops._l2([params[key] for key in model.spec.decayed()],

@@ -123,7 +123,21 @@ class Linear(nn.Linear):
                          _checks.integer("out_features", out_features, 1))
 
 
-class BatchNorm1d(nn.BatchNorm1d):
+class _BatchNormCheck:
+    """The contract's check of a training batch (one value per channel is refused), with the
+    shared message: nn.BatchNorm raises its own ValueError text, and only for (N, C) input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            # zero-stride NumPy stand-ins: the shared checker reads shapes only
+            probe = np.broadcast_to(np.zeros((), np.float32), tuple(x.shape))
+            channel = np.zeros(x.shape[1] if x.dim() > 1 else 0, np.float32)
+            _checks.batchnorm(probe, channel, channel, channel, channel, True, self.momentum,
+                              self.eps)
+        return super().forward(x)
+
+
+class BatchNorm1d(_BatchNormCheck, nn.BatchNorm1d):
     """nn.BatchNorm1d per feature of (N, D): PyTorch's conventions are the contract's.
 
     Training normalises with the batch's biased variance and updates running_var with the
@@ -136,7 +150,7 @@ class BatchNorm1d(nn.BatchNorm1d):
                          momentum=_checks.real("momentum", momentum, 0.0, 1.0))
 
 
-class BatchNorm2d(nn.BatchNorm2d):
+class BatchNorm2d(_BatchNormCheck, nn.BatchNorm2d):
     """nn.BatchNorm2d per channel of (N, C, H, W); conventions as BatchNorm1d."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):

@@ -9,8 +9,6 @@ matters for momentum=None, which the contract does not use).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 from torch import nn
@@ -65,11 +63,7 @@ class Model(nn.Module):
 
         A float input of the other dtype is cast (float64 data into a float32 model rounds).
         """
-        x = _checks.float_array("x", x, ndim=4)
-        if x.shape[1:] != self.spec.input_shape:
-            c, h, w = self.spec.input_shape
-            raise ValueError(f"x: got shape {x.shape}, expected (N, {c}, {h}, {w}) (the "
-                             "model's input_shape)")
+        x = _checks.model_input(x, self.spec.input_shape)
         return torch.from_numpy(np.array(x, dtype=self.dtype, order="C"))
 
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -77,35 +71,18 @@ class Model(nn.Module):
         return {name: t.detach().numpy().copy() for name, t in self.state_dict().items()
                 if not name.endswith(_NOT_CANONICAL)}
 
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy canonical weights in (exact keys and shapes of get_weights(), cast to the dtype).
 
-        Every key is checked before anything is copied, so a bad dict changes nothing.
+        Every key is checked before anything is copied, so a bad dict changes nothing; a
+        complex, str or object array is refused (np.asarray would cast it, or fail later).
         """
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"weights: got {type(weights).__name__}, expected a dict of NumPy "
-                            "arrays like get_weights()")
+        arrays = _checks.model_weights(weights, self.spec.weight_shapes(), self.dtype)
         state = {name: t for name, t in self.state_dict().items()
                  if not name.endswith(_NOT_CANONICAL)}
-        for name in state:
-            if name not in weights:
-                raise KeyError(f"weights: missing {name!r}, expected every key of get_weights()")
-        for name in weights:
-            if name not in state:
-                raise KeyError(f"weights: unexpected key {name!r}, expected only the keys of "
-                               f"get_weights() ({', '.join(state)})")
-        arrays = {}
-        for name, target in state.items():
-            try:
-                array = np.asarray(weights[name], dtype=self.dtype)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"{name}: got {weights[name]!r:.60}, expected an array castable "
-                                f"to {self.dtype}") from err
-            _checks.same_shape(name, array, tuple(target.shape), "the model's shape")
-            arrays[name] = array
         with torch.no_grad():
             for name, target in state.items():  # state_dict tensors share the parameters' memory
-                target.copy_(torch.from_numpy(arrays[name]))
+                target.copy_(torch.from_numpy(np.ascontiguousarray(arrays[name])))
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Logits (N, K) as NumPy of the model's dtype, in inference mode.

@@ -25,13 +25,16 @@ __all__ = ["train_step", "gradients"]
 
 
 def _batch(model: Model, x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (N, C, H, W) and labels y (integer classes (N,) or probabilities (N, K)) as tensors."""
+    """x (N, C, H, W) and labels y (integer classes (N,) or probabilities (N, K)) as tensors.
+
+    The shared check (_checks.training_batch) runs first: F.cross_entropy over an empty batch
+    would return a NaN loss, and nn.BatchNorm1d refuses one example only once the layers
+    before it have run.
+    """
     if not isinstance(model, Model):
         raise TypeError(f"model: got {type(model).__name__}, expected a Model (build_model)")
+    x, kind, y = _checks.training_batch(x, y, model.spec, model.dtype)
     xt = model.as_tensor(x)  # (N, C, H, W)
-    # the shared label checker wants logits: a zero-stride stand-in of shape (N, K)
-    logits = np.broadcast_to(np.zeros((), model.dtype), (len(xt), model.spec.num_classes))
-    kind = _checks.labels_arg(y, logits)
     if kind == "integer":
         return xt, torch.from_numpy(y.astype(np.int64))  # (N,): F.cross_entropy wants int64
     return xt, torch.from_numpy(np.array(y, order="C"))  # (N, K)
