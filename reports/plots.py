@@ -225,8 +225,8 @@ def op_scaling(times: pd.DataFrame) -> bytes | None:
         ax.grid(alpha=0.3, which="both")
     for ax in axes[::4]:
         ax.set_ylabel("ms (forward + backward)")
-    fig.supxlabel("problem size: the numbers of the size label multiplied, kernel side squared "
-                  "(N64-C3-H32-W32-F32-k5 → 64·3·32·32·32·5²)", fontsize=9)
+    for ax in axes[-min(4, len(axes)):]:
+        ax.set_xlabel("problem size (the size label's numbers multiplied)", fontsize=8)
     handles = [Line2D([], [], color=color(fw), marker=marker(fw), label=fw) for fw in frameworks]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return _png(fig)
@@ -326,7 +326,8 @@ def parity(rows: pd.DataFrame, tolerance: float | None = None) -> bytes | None:
                         markerfacecolor="none", markeredgecolor=color(fw))
         if tolerance:
             ax.axhline(tolerance, color="black", linestyle="--", linewidth=0.9)
-            ax.annotate(f"float32 tolerance {tolerance:g}", (0.01, tolerance),
+            label = f"{tolerance:.0e}".replace("e-0", "e-")  # 1e-4, not 0.0001
+            ax.annotate(f"float32 tolerance {label}", (0.01, tolerance),
                         xycoords=("axes fraction", "data"), xytext=(0, 2),
                         textcoords="offset points", fontsize=7)
         ax.set_yscale("log")
