@@ -1,4 +1,4 @@
-"""The report renderer (reports/render.py) on a small hand-made run directory.
+"""The report renderer (reports/render/) on a small hand-made run directory.
 
 ``make_run`` writes results.json, environment.json and baseline.json in the docs/results.md
 format with known numbers: numpy and torch trained two models on two seeds, one torch cell
@@ -473,8 +473,8 @@ def test_a_loaded_run_has_a_banner_and_marked_timings(tmp_path):
     md = (run / "report.md").read_text(encoding="utf-8")
     assert md.startswith("# cnn-rosetta comparison: run 20250102-030405\n\n> **The machine "
                          "was loaded during this run**: the 1-minute load average was 2.50 at "
-                         "the start and up to 3.10 while it ran, at or above the 2 thread(s) "
-                         "the cells used.")
+                         "the start and other processes' load up to 3.10 while it ran, at or "
+                         "above the 2 thread(s) the run kept busy.")
     assert "the timings of the 2 cell(s) that ran under that load are marked ‡" in md
     assert _md_row("numpy", "simple_cnn", "digits", "2/2 ok", "91.00 ± 1.41", "4.50‡",
                    "11.0‡", "16.5‡", "9,091‡") in md

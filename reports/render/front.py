@@ -29,8 +29,9 @@ def load_banner(results: dict) -> list:
         start = "unknown" if load["start"] is None else f"{load['start']:.2f}"
         peak = "unknown" if load["max"] is None else f"{load['max']:.2f}"
         threads = "?" if load["threads"] is None else str(load["threads"])
-        what = (f"the 1-minute load average was {start} at the start and up to {peak} "
-                f"while it ran, at or above the {threads} thread(s) the cells used")
+        what = (f"the 1-minute load average was {start} at the start and other processes' "
+                f"load up to {peak} while it ran, at or above the {threads} thread(s) the run "
+                "kept busy")
     else:
         what = "some cells ran while the load average was at or above their thread count"
     return [Banner(strong("The machine was loaded during this run"), f": {what}. Other work "
