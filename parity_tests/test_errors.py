@@ -74,6 +74,18 @@ BAD_CALLS = [
     ("ce-probabilities-shape", "softmax_cross_entropy", (_x(2, 3), _x(2, 4)), {},
      ValueError, "labels: got shape (2, 4), expected (2, 3)"),
     ("mse-shape", "mse", (_x(2, 3), _x(3, 2)), {}, ValueError, "target: got shape (3, 2)"),
+    # the edges (docs/api.md, "Edges"): a mean over nothing, a softmax over no class
+    ("ce-empty-batch", "softmax_cross_entropy", (_x(0, 5), np.zeros(0, dtype=np.int64)), {},
+     ValueError, "logits: got an empty batch of shape (0, 5), expected at least one example "
+     "(the mean over no examples is undefined)"),
+    ("ce-no-classes", "softmax_cross_entropy", (_x(2, 0), np.zeros(2, dtype=np.int64)), {},
+     ValueError, "logits: got shape (2, 0) with no classes, expected at least one class "
+     "(K >= 1)"),
+    ("softmax-no-classes", "softmax_forward", (_x(2, 0),), {}, ValueError,
+     "x: got shape (2, 0) with no classes, expected at least one class (K >= 1)"),
+    ("mse-empty", "mse", (_x(0, 3), _x(0, 3)), {}, ValueError,
+     "pred: got an empty array of shape (0, 3), expected at least one element (the mean over "
+     "no elements is undefined)"),
     ("bn-gamma-length", "batchnorm_forward", (_x(4, 3), _x(2), _x(3), _x(3), _x(3)), {},
      ValueError, "gamma: got shape (2,), expected (3,)"),
     ("bn-momentum", "batchnorm_forward", (_x(4, 3), _x(3), _x(3), _x(3), _x(3)),
@@ -82,6 +94,12 @@ BAD_CALLS = [
      ValueError, "eps: got 0.0"),
     ("bn-one-value", "batchnorm_forward", (_x(1, 3), _x(3), _x(3), _x(3), _x(3)), {},
      ValueError, "expected more than 1 when training"),
+    ("bn-train-empty-batch", "batchnorm_forward",
+     (_x(0, 3, 2, 2), _x(3), _x(3), _x(3), _x(3)), {}, ValueError,
+     "x: got shape (0, 3, 2, 2) with 0 values per channel, expected more than 1 when training "
+     "(the unbiased variance needs two)"),
+    ("bn-train-one-pixel", "batchnorm_forward", (_x(1, 3, 1, 1), _x(3), _x(3), _x(3), _x(3)),
+     {}, ValueError, "x: got shape (1, 3, 1, 1) with 1 value per channel, expected more than 1"),
     ("bn-3d", "batchnorm_forward", (_x(4, 3, 2), _x(3), _x(3), _x(3), _x(3)), {},
      ValueError, "x: got 3 dimensions"),
     ("dropout-p-one", "dropout_forward", (_x(2, 3), 1.0), {}, ValueError,
