@@ -10,6 +10,12 @@ Matched by (framework, model, dataset, seed) train cell. Flagged as regressions:
   but marked, since competing cells slow each other;
 - with ``fail_on_failed_cells``: a cell that failed in this run (it measured nothing).
 
+A comparison is *vacuous* when no pair was compared, and *partial* when baseline cells have
+no ok cell in this run (a dropped framework or model, a failed cell): both are reported, and
+``--check`` fails on them (``passed``) unless ``cells`` (``--baseline-cells GLOBS``) narrows
+the baseline to the cells meant. The baseline is checked like any saved run before the run
+starts (``load_results``, reports/runfile.py).
+
 ``baseline.json`` (written by the runner) has the baseline's own ``run_id``, ``created``,
 ``cells`` and per-cell ``rows`` (in results.json's format, without the per-step rows), so the
 renderer can summarise it like a run, plus ``comparison``: the thresholds, every compared
