@@ -150,14 +150,56 @@ def _loss_and_grads(fn, *arrays: np.ndarray) -> tuple[np.generic, list[np.ndarra
 
 def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor, stride: tuple[int, int],
                  padding: object, pads: _checks.Pads) -> tf.Tensor:
-    """h (N, H, W, C), kernel (kH, kW, C, F), b (F,) -> (N, OH, OW, F)."""
-    h, tf_padding = _padded(h, padding, pads, 0.0)  # (N, H', W', C)
-    if tuple(kernel.shape[:2]) == (1, 1) and tuple(stride) != (1, 1):
-        # TensorFlow 2.21's oneDNN Conv2DBackpropFilter corrupts the heap for a 1x1 kernel
-        # with strides (1, 2) ("corrupted size vs. prev_size", a crash in about half the runs
-        # of 300 float32 steps on a (1, 7, 6, 2) input; fine with TF_ENABLE_ONEDNN_OPTS=0).
-        # A strided 1x1 conv is a 1x1 conv of the subsampled input, which never hits it ("same"
-        # never pads a 1x1 kernel, so VALID is the same).
+    """h (N, H, W, C), kernel (kH, kW, C, F), b (F,) -> (N, OH, OW, F).
+
+    An empty batch runs as one zero image, sliced back to none: oneDNN's float32 Conv2D
+    (TF 2.21 with TF_ENABLE_ONEDNN_OPTS=1, the default on CPUs with AVX512_VNNI or AMX)
+    returns its padded input unchanged for N = 0, (0, H', W', C) instead of (0, OH, OW, F),
+    eagerly and in tf.function (reference/upstream_defects.json, tf-onednn-conv2d-empty-batch).
+    The slice gives the right shape and zero weight gradients. A batch unknown at trace time
+    chooses with ``tf.cond``.
+    """
+    def conv(h):
+        return _conv2d_nonempty_nhwc(h, kernel, b, stride, padding, pads)
+
+    def empty():
+        return conv(tf.pad(h, [[0, 1], [0, 0], [0, 0], [0, 0]]))[:0]  # (0, OH, OW, F)
+
+    if h.shape[0] is None:
+        return tf.cond(tf.shape(h)[0] > 0, lambda: conv(h), empty)
+    return empty() if h.shape[0] == 0 else conv(h)
+
+
+def _conv2d_nonempty_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor,
+                          stride: tuple[int, int], padding: object,
+                          pads: _checks.Pads) -> tf.Tensor:
+    """_conv2d_nhwc for N >= 1, routed around oneDNN's wrong geometries."""
+    kernel_hw, channels = tuple(kernel.shape[:2]), kernel.shape[2]
+    out = [(size + p0 + p1 - k) // s + 1
+           for size, (p0, p1), k, s in zip(h.shape[1:3], pads, kernel_hw, stride)]
+    if channels == 1 and any(o == 1 and s > 1 for o, s in zip(out, stride)):
+        # oneDNN's float32 Conv2D (TF 2.21, oneDNN on) returns garbage (-2e-15, 9.4e24) for
+        # N >= 2, one input channel, strides (1, s > 1), an output width of 1 and a height
+        # above 1, eagerly and in tf.function (issue 9 defect 1, seen on an AVX-512 machine;
+        # this project's AVX2 machine computes it right, so the region is the audit's, widened
+        # to both axes: reference/upstream_defects.json, tf-onednn-conv2d-stride-w-cin1-ow1).
+        # An axis with one output has no stride: the same numbers come from the padded input
+        # cropped to the kernel along that axis with stride 1, which never hits the kernel.
+        h, _ = _padded(h, pads, pads, 0.0)  # (N, H', W', C), explicit even for "same"
+        keep = [k if o == 1 else size for o, k, size in zip(out, kernel_hw, h.shape[1:3])]
+        h, tf_padding = h[:, :keep[0], :keep[1], :], "VALID"
+        stride = tuple(1 if o == 1 else s for o, s in zip(out, stride))
+    else:
+        h, tf_padding = _padded(h, padding, pads, 0.0)  # (N, H', W', C)
+    if kernel_hw == (1, 1) and tuple(stride) != (1, 1):
+        # oneDNN's Conv2DBackpropFilter (jit_1x1 backward weights, TF 2.21 with oneDNN on)
+        # writes past its workspace for a strided 1x1 kernel on an NHWC input with fewer
+        # channels than its block (8 for AVX2, 16 for AVX-512): heap corruption ("corrupted
+        # size vs. prev_size" in about half the runs of 300 float32 steps on a (1, 7, 6, 2)
+        # input) or a wrong dW (relative error 0.5 on (32, 32, 32, 4) with stride 2 on this
+        # project's AVX2 machine); upstream uxlfoundation/oneDNN#6035. A strided 1x1 conv is
+        # a 1x1 conv of the subsampled input, which never hits it ("same" never pads a 1x1
+        # kernel, so VALID is the same).
         h, stride, tf_padding = h[:, ::stride[0], ::stride[1], :], (1, 1), "VALID"
     return tf.nn.bias_add(tf.nn.conv2d(h, kernel, stride, tf_padding), b)
 
@@ -213,11 +255,34 @@ def _nonfinite_max_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tu
     return y * tf.where(nan_windows, tf.constant(np.nan, hp.dtype), tf.constant(1, hp.dtype))
 
 
+def _avg_pool_grad_miscounts(size: tuple[int, int], kernel: tuple[int, int],
+                             stride: tuple[int, int], pads: _checks.Pads) -> bool:
+    """Whether TensorFlow's CPU AvgPoolGrad miscounts a SAME window (see _avg_pool2d_nhwc):
+    on an axis whose kernel exceeds the input, a window starting in the padding (start < 0)
+    and ending inside the input (start + k < size). Its forward counts such a window right;
+    its gradient counts the whole axis."""
+    for n, k, s, (p0, p1) in zip(size, kernel, stride, pads):
+        starts = range(-p0, n + p1 - k + 1, s)  # each window's first cell, padding included
+        if k > n and any(start < 0 and start + k < n for start in starts):
+            return True
+    return False
+
+
 def _avg_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: object, pads: _checks.Pads, count_include_pad: bool) -> tf.Tensor:
     """h (N, H, W, C) -> (N, OH, OW, C); see avg_pool2d_forward for the padding count."""
-    if count_include_pad and isinstance(padding, str) and padding.lower() == "same":
+    same = isinstance(padding, str) and padding.lower() == "same"
+    if same and count_include_pad:
         padding = pads  # the same pads, TensorFlow's rule, but counted
+    elif same and _avg_pool_grad_miscounts(h.shape[1:3], kernel, stride, pads):
+        # TensorFlow's CPU AvgPoolGrad (float64 always, float32 when oneDNN is off: the default
+        # on CPUs without AVX512_VNNI/AMX, this project's machine included) divides a SAME
+        # window's gradient by the whole axis where the kernel is larger than the input and
+        # the window starts in the padding but ends inside the input: [0.75, 1.083, 1.083,
+        # 1.083] for [0.833, 1.167, 1.167, 0.833] (upstream tensorflow#48773; the forward is
+        # right). The explicit pads, "VALID" and the count mask below give the same numbers
+        # and a right gradient.
+        padding = pads
     padded, tf_padding = _padded(h, padding, pads, 0.0)
     y = tf.nn.avg_pool2d(padded, kernel, stride, tf_padding)  # (N, OH, OW, C)
     if tf_padding == "VALID" and not count_include_pad:
