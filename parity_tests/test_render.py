@@ -252,12 +252,16 @@ def test_sections_baseline_ops_and_definitions(rendered):
 def test_html_is_self_contained(rendered):
     run, _ = rendered
     page = (run / "report.html").read_text(encoding="utf-8")
-    links = re.findall(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", page, re.IGNORECASE)
+    sources = re.findall(r"""\bsrc\s*=\s*["']([^"']*)["']""", page, re.IGNORECASE)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)  # nothing fetched
+    links = re.findall(r"""\bhref\s*=\s*["']([^"']*)["']""", page, re.IGNORECASE)
     assert links, "expected at least the code-page link"
     for link in links:
+        # the framework-bugs table links its upstream issues; nothing else leaves the run
+        if link.startswith("https://") and "Framework bugs this suite found" in page:
+            continue
         assert not re.match(r"^(?:[a-z]+:)?//", link, re.IGNORECASE), link
-        assert link.startswith(("data:image/png;base64,", "#", "code/")), link
-    assert "http://" not in page and "https://" not in page
+        assert link.startswith(("#", "code/")), link
     assert "<script" not in page.lower() and "<link" not in page.lower()
     assert "@import" not in page and "url(" not in page
     images = re.findall(r"<img\b[^>]*>", page)
