@@ -3,6 +3,10 @@
 loss = mean softmax cross-entropy + 0.5 * weight_decay * sum(w^2) over the conv and linear
 weights (``model.spec.decayed()``); the L2 term's gradient, weight_decay * w, is added to those
 weights' gradients after the backward pass.
+
+The batch is checked before anything runs (_checks.training_batch, the same check and message
+in every backend: x, at least one example, more than one value per batch-norm channel, the
+labels), so a refused batch leaves the model and the optimizer as they were.
 """
 
 from __future__ import annotations

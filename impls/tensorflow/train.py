@@ -8,8 +8,10 @@ variables directly.
 The step is compiled once per optimizer (an optimizer belongs to one model) and cached on it.
 Its inputs are tensors, so a new batch of the same shape does not retrace, nor does a new
 learning rate (a variable read inside the step); the masks are None or a dict of tensors, so
-"with masks" and "without masks" are the only two traces (``reduce_retracing`` also keeps one
-trace for every batch size).
+"with masks" and "without masks" are the only two traces, times two label kinds (integer
+classes, probabilities) if both are used (``reduce_retracing`` also keeps one trace for every
+batch size). The batch is checked before the step runs (_checks.training_batch), so a refused
+batch leaves the model and the optimizer as they were.
 """
 
 from __future__ import annotations

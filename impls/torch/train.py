@@ -3,6 +3,8 @@
 The loss is F.cross_entropy (mean softmax cross-entropy through log-softmax) plus the model's
 L2 term 0.5 * weight_decay * sum(w**2) over its conv and linear weights (spec.decayed()).
 Both run in training mode: BatchNorm normalises with the batch statistics, Dropout drops.
+The batch is checked first (_checks.training_batch, shared by the three backends), so a
+refused batch leaves the model and the optimizer as they were.
 """
 
 from __future__ import annotations
