@@ -24,14 +24,16 @@ def load_banner(results: dict) -> list:
         return []
     n = len(loaded)
     marked = (f"the timings of the {n} cell(s) that ran under that load are marked "
-              f"{LOADED_MARK}" if n else f"every timing of this run is marked {LOADED_MARK}")
+              f"{LOADED_MARK}" if n else "no cell's record says which of them it slowed, "
+              "so none is marked, but all")
     if load and load["loaded"]:
-        start = "unknown" if load["start"] is None else f"{load['start']:.2f}"
-        peak = "unknown" if load["max"] is None else f"{load['max']:.2f}"
+        start = ("was not recorded at the start" if load["start"] is None
+                 else f"was {load['start']:.2f} at the start")
+        peak = ("" if load["max"] is None
+                else f" and other processes' load up to {load['max']:.2f} while it ran")
         threads = "?" if load["threads"] is None else str(load["threads"])
-        what = (f"the 1-minute load average was {start} at the start and other processes' "
-                f"load up to {peak} while it ran, at or above the {threads} thread(s) the run "
-                "kept busy")
+        what = (f"the 1-minute load average {start}{peak}, at or above the {threads} "
+                "thread(s) the run kept busy")
     else:
         what = "some cells ran while the load average was at or above their thread count"
     return [Banner(strong("The machine was loaded during this run"), f": {what}. Other work "
