@@ -210,8 +210,10 @@ def _max_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, i
 
     Input holding NaN or -inf (one reduction tells; ``tf.cond`` so that it also runs inside
     ``tf.function``) goes to ``_nonfinite_max_pool2d_nhwc``: TensorFlow's kernels skip NaN
-    (a window [1, NaN] gives 1) and start each window from -FLT_MAX (an all -inf window gives
-    -3.4e38, and behind explicit -inf pads its gradient lands on a padded cell and is lost).
+    (a window [1, NaN] gives 1; tensorflow/tensorflow#2501, closed without a fix; and which
+    channels skip it can depend on how they are packed, tensorflow/tensorflow#125965) and
+    start each window from -FLT_MAX (an all -inf window gives -3.4e38, and behind explicit
+    -inf pads its gradient lands on a padded cell and is lost).
     """
     def native():
         hp, tf_padding = _padded(h, padding, pads, -np.inf)  # (N, H', W', C)

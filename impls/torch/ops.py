@@ -131,12 +131,13 @@ def _nonfinite_max_pool2d(x: torch.Tensor, kernel: tuple[int, int], stride: tupl
                           pads: _checks.Pads) -> torch.Tensor:
     """Max pooling by the contract's rule for NaN and -inf (docs/api.md, "Edges").
 
-    PyTorch's kernel lets the LAST NaN of a window win and passes dy on to it unchanged, and
-    behind an explicit F.pad an all -inf window's gradient goes to its first cell, padding
-    or not. Here the winner is chosen on a copy where NaN counts as +inf (strictly greater
-    wins: the first largest), an all -inf window's winner is its first real cell, and y is
-    the input gathered at the winners, times NaN where the window holds a NaN: autograd
-    through the gather and the product sends the winner dy * NaN. The gradient is still
+    PyTorch's kernel propagates NaN (by design since pytorch/pytorch#7670), but its update
+    ``val > maxval || isnan(val)`` lets the LAST NaN of a window win and passes dy on to it
+    unchanged, and behind an explicit F.pad an all -inf window's gradient goes to its first
+    cell, padding or not. Here the winner is chosen on a copy where NaN counts as +inf
+    (strictly greater wins: the first largest), an all -inf window's winner is its first real
+    cell, and y is the input gathered at the winners, times NaN where the window holds a NaN:
+    autograd through the gather and the product sends the winner dy * NaN. The gradient is still
     PyTorch's (gather, mul); only the choice of the winner is made here.
     """
     xp = _pad(x, pads, value=-np.inf)  # (N, C, Hp, Wp), explicit even when symmetric
