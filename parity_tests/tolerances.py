@@ -47,8 +47,8 @@ def normalized_error(got: np.ndarray, expected: np.ndarray, floor: float = 0.0) 
     """max|got - expected| / max(max|expected|, floor) over the finite entries (the absolute
     error when that scale is zero).
 
-    ``floor`` is the scale of what an output is computed from, for outputs that can vanish
-    while their inputs do not (see ``gradient_floor``).
+    ``floor`` is the scale of what an output is computed from, for outputs that can cancel to
+    far less than their terms (the property tests' floors, test_properties.py ``floors``).
 
     Non-finite entries must match exactly: NaN where NaN is expected, the same infinity where
     an infinity is; any other difference there is an infinite error.
@@ -73,26 +73,6 @@ def normalized_error(got: np.ndarray, expected: np.ndarray, floor: float = 0.0) 
     diff = float(np.max(np.abs(got - expected)))
     scale = max(float(np.max(np.abs(expected))), floor)
     return diff / scale if scale > 0 else diff
-
-
-def gradient_floor(op: str, dy: np.ndarray | None, batch: int, gain: float = 1.0) -> float:
-    """The scale below which a gradient of ``op`` is rounding, whatever its exact value.
-
-    A gradient is computed from the upstream gradient dy (the losses: from 1/N), and rounding
-    leaves an absolute error of a few ulps of |dy| even where the exact gradient vanishes: a
-    saturated sigmoid or tanh (y (1 - y) with y rounded to 1), a dominant softmax entry, batch
-    norm over two values (whose dx is zero up to eps). Measured against max|dx| alone, those
-    read as 100 % errors; measured against max|dy| they are ~1e-7 in float32, while a
-    convention bug still shows as an error of order 1. ``gain`` is the op's largest factor from
-    dy to dx where that exceeds 1: batch norm multiplies dy by gamma / sqrt(var + eps), ~100
-    for two close values. Used by the property tests, whose drawn values reach those regimes on
-    purpose.
-    """
-    if op in ("softmax_cross_entropy", "mse"):
-        return 1.0 / max(batch, 1)
-    if dy is None or dy.size == 0:
-        return 0.0
-    return float(np.max(np.abs(dy))) * max(gain, 1.0)
 
 
 def assert_outputs_match(got: dict, expected: dict, op: str, dtype: str,
