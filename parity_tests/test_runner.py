@@ -744,3 +744,14 @@ def test_images_per_second_is_the_batch_over_the_step_median(main_run):
                   and r["epoch"] is None}
         assert values["throughput"] == pytest.approx(16 / (values["step_latency_median"] / 1e3),
                                                      rel=1e-12)
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(main_run, tmp_path, capsys):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(main_run, run_dir)
+    env = json.loads((run_dir / "environment.json").read_text())
+    env["datasets"]["synthetic"]["x_train"]["sha256"] = "0" * 64  # other files back then
+    (run_dir / "environment.json").write_text(json.dumps(env))
+    assert main(["run", "--resume", str(run_dir), "--no-render", "--no-progress"]) == 2
+    assert "the synthetic data changed since the run started (x_train" in \
+        capsys.readouterr().err
