@@ -176,7 +176,43 @@ def _other_cases() -> list[Case]:
     return cases
 
 
-CASES: list[Case] = _conv_cases() + _pool_cases() + _other_cases()
+# named cases: examples the property tests and the audit found
+
+
+def _found_cases() -> list[Case]:
+    """Examples the property tests (test_properties.py) or the audit found failing, kept as
+    cases so that every backend runs them from then on. Labels start with "found-"."""
+    empty = (0, 2, 5, 4)  # an empty batch (issue 9, point 3): every op must accept N = 0
+    return [
+        Case("conv2d", {"x": Array(empty), "w": Array((3, 2, 3, 2)), "b": Array((3,))},
+             {"stride": (2, 1), "padding": 1}, "found-empty_batch"),
+        Case("max_pool2d", {"x": Array(empty, "distinct")},
+             {"kernel_size": 2, "stride": None, "padding": 0}, "found-empty_batch"),
+        Case("avg_pool2d", {"x": Array(empty)},
+             {"kernel_size": 3, "stride": 1, "padding": "same", "count_include_pad": False},
+             "found-empty_batch"),
+        Case("linear", {"x": Array(empty), "w": Array((3, 40)), "b": Array((3,))}, {},
+             "found-empty_batch"),
+        Case("flatten", {"x": Array(empty)}, {}, "found-empty_batch"),
+        Case("relu", {"x": Array(empty)}, {}, "found-empty_batch"),
+        Case("sigmoid", {"x": Array((0, 3))}, {}, "found-empty_batch"),
+        Case("softmax", {"x": Array((0, 4))}, {}, "found-empty_batch"),
+        Case("dropout", {"x": Array(empty), "mask": Array(empty, "mask")},
+             {"p": 0.5, "training": True}, "found-empty_batch"),
+        Case("local_response_norm", {"x": Array(empty)}, {"size": 3}, "found-empty_batch"),
+        Case("batchnorm", {"x": Array(empty), "gamma": Array((2,)), "beta": Array((2,)),
+                           "running_mean": Array((2,)),
+                           "running_var": Array((2,), "positive")},
+             {"training": False}, "found-empty_batch-eval"),
+        # TensorFlow's CPU AvgPoolGrad, float64, SAME, count_include_pad=False, a kernel
+        # taller than the input (tensorflow#48773): found by the property tests' deep profile
+        Case("avg_pool2d", {"x": Array((1, 1, 1, 4))},
+             {"kernel_size": 5, "stride": 1, "padding": "same", "count_include_pad": False},
+             "found-tf_avgpoolgrad-same-exclude-kernel5-1x4"),
+    ]
+
+
+CASES: list[Case] = _conv_cases() + _pool_cases() + _other_cases() + _found_cases()
 
 
 # ---------------------------------------------------------------------------------------------
