@@ -24,17 +24,15 @@ from reference.models import MODELS
 from .cells import SPEC_DEFAULTS, TUTORIAL_INPUTS, cell_id, with_defaults
 from .cells import record as make_record
 from .opbench import OPS
+from .rundir import DEFAULT_OUT, claim_run_dir, saved_run
 from .runner import (
-    DEFAULT_OUT,
     HelpFormatter,
-    claim_run_dir,
     execute_run,
     names_arg,
     not_installed,
     ordered_frameworks,
     plan_op_cells,
     render_report,
-    saved_run,
     succeeded,
 )
 from .runspec import integer

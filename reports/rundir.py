@@ -5,21 +5,29 @@ directory is claimed with ``mkdir`` (which fails if the name exists), never with
 then create. ``latest`` is a relative symlink made under a temporary name and renamed over
 the old one; where symlinks are refused it is a copy, made under a temporary name and swapped
 in by renames, retried until it wins, so that concurrent runs never see half a copy.
+
+Which directory a run writes to is decided here too: a new one, an existing ``--run-id``
+continued only with the same config, or the one ``--resume`` names (its saved run checked,
+options that would change it refused, its data unchanged).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from .cells import cell_id
+from .runfile import RunFileError, load_run, read_json_object
 from .runspec import UsageError, spec_hash
 
+DEFAULT_OUT = Path("reports") / "out"
 LATEST_NAMES = ("latest", "latest-bench")  # <out>/latest: `run`'s newest; latest-bench: bench's
 
 
@@ -131,3 +139,85 @@ def read_records(run_dir: Path, specs: list[dict[str, Any]]) -> dict[str, dict[s
                 and spec_hash(rec["spec"]) == spec_hash(spec)):
             out[cid] = rec
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# which directory a run writes to: a new one, a continued one, or the one --resume names
+
+
+def _given(args: argparse.Namespace, options: tuple[str, ...]) -> list[str]:
+    return [f"--{name.replace('_', '-')}" for name in options
+            if getattr(args, name, None) not in (None, False, [])]
+
+
+def saved_run(args: argparse.Namespace, command: str,
+              matrix_options: tuple[str, ...]) -> dict[str, Any] | None:
+    """The checked results.json of the run --resume names (None without --resume).
+
+    Options that would change the saved run are refused, not ignored: a resumed run is the
+    saved matrix with the saved settings (a cell is reused only with the same spec anyway).
+    """
+    if args.resume is None:
+        return None
+    given = _given(args, matrix_options)
+    if given:
+        raise UsageError("--resume", f"{', '.join(given)} would change the run in "
+                                     f"{args.resume}, which --resume finishes with its saved "
+                                     "matrix and settings: leave them out, or start a new run")
+    saved = load_run(args.resume, "--resume")
+    maker = "bench" if saved["config"]["mode"] == "bench" else "run"
+    if maker != command:
+        raise UsageError("--resume", f"{args.resume} is a run of `python -m reports {maker}`; "
+                                     f"finish it with: python -m reports {maker} --resume "
+                                     f"{args.resume}")
+    return saved
+
+
+def _differences(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    mine = json.loads(json.dumps(config))
+    return [f"{key} {saved.get(key)!r} there, {mine.get(key)!r} here"
+            for key in sorted(set(saved) | set(mine), key=str) if saved.get(key) != mine.get(key)]
+
+
+def claim_run_dir(args: argparse.Namespace, config: dict[str, Any],
+                  saved: dict[str, Any] | None) -> tuple[Path, str, bool]:
+    """``(run directory, created, continuing)``: the --resume directory, or a new one claimed
+    atomically (reports/rundir.py); an existing --run-id is continued only when its saved
+    config is this one, and refused otherwise."""
+    if saved is not None:
+        return Path(args.resume), saved["created"], True
+    run_dir, created = create_run_dir(args.out or DEFAULT_OUT, args.run_id)
+    if created:
+        return run_dir, now(), False
+    try:
+        existing = load_run(run_dir, "--run-id")
+    except RunFileError as err:
+        raise UsageError("--run-id", f"{run_dir} exists and holds no readable run ({err}); "
+                                     "choose another --run-id") from None
+    changed = _differences(existing["config"], config)
+    if changed:
+        raise UsageError("--run-id", f"{run_dir} holds a run with another config "
+                                     f"({'; '.join(changed)}): choose another --run-id, or "
+                                     f"finish that run as it was with --resume {run_dir}")
+    print(f"note: continuing run {run_dir} (same config): its finished cells are kept",
+          file=sys.stderr)
+    return run_dir, existing["created"], True
+
+
+def same_data(saved_env: Path, facts: dict[str, Any]) -> None:
+    """--resume: refuse when the dataset files changed since the run started."""
+    try:
+        saved = read_json_object(saved_env, "--resume").get("datasets") or {}
+    except RunFileError:
+        return  # an older run without environment.json: nothing to compare with
+    for name, fact in facts.items():
+        before = saved.get(name) if isinstance(saved, dict) else None
+        if not isinstance(before, dict):
+            continue
+        changed = [part for part in ("x_train", "y_train", "x_test", "y_test")
+                   if isinstance(before.get(part), dict)
+                   and before[part].get("sha256") != fact[part]["sha256"]]
+        if changed:
+            raise UsageError("--resume", f"the {name} data changed since the run started "
+                                         f"({', '.join(changed)}: other sha256): the finished "
+                                         "cells saw other data; start a new run")

@@ -20,7 +20,13 @@ Cells run one at a time (``--workers 1``, clean timings), side by side in local 
 the cell process on its worker and sends back the record and the weights); rows of cells that
 ran beside others say ``parallel: true``. A crash, an exception or a timeout makes a "failed"
 record with the error and the run goes on; Ctrl-C keeps the finished cells, and ``--resume
-RUN_DIR`` runs only the cells without an "ok" record.
+RUN_DIR`` runs only the cells without an "ok" record for the same spec.
+
+Nothing starts before everything is checked: the options (argparse types and
+reports/runspec.py), the baseline and a resumed run (reports/runfile.py), the data (loaded
+once here) and ``--out``; then the run directory is claimed (reports/rundir.py). Cells die
+with the runner (reports/lifeline.py); the load other processes put on the machine is
+sampled while they run (reports/loadwatch.py).
 """
 
 from __future__ import annotations
@@ -54,8 +60,8 @@ from .environment import THREAD_VARIABLES, environment
 from .io import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from .loadwatch import LoadSampler, is_loaded, load_average, run_load
 from .opbench import OPS
-from .rundir import LATEST_NAMES, create_run_dir, now, read_records, update_latest
-from .runfile import RunFileError, load_results, load_run, read_json_object
+from .rundir import DEFAULT_OUT, claim_run_dir, read_records, same_data, saved_run, update_latest
+from .runfile import load_results
 from .runspec import (
     DTYPES,
     OPTIMIZERS,
@@ -68,9 +74,7 @@ from .runspec import (
     spec_hash,
 )
 
-__all__ = ["LATEST_NAMES", "update_latest"]  # re-exported: reports.rundir holds them
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = Path("reports") / "out"
 FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow")
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"datasets": [TRAINING_DEFAULTS["dataset"]],
@@ -707,65 +711,6 @@ def render_report(run_dir: Path) -> None:
     print(f"report: {report or run_dir}")
 
 
-def _given(args: argparse.Namespace, options: tuple[str, ...]) -> list[str]:
-    return [f"--{name.replace('_', '-')}" for name in options
-            if getattr(args, name, None) not in (None, False, [])]
-
-
-def saved_run(args: argparse.Namespace, command: str,
-              matrix_options: tuple[str, ...]) -> dict[str, Any] | None:
-    """The checked results.json of the run --resume names (None without --resume).
-
-    Options that would change the saved run are refused, not ignored: a resumed run is the
-    saved matrix with the saved settings (a cell is reused only with the same spec anyway).
-    """
-    if args.resume is None:
-        return None
-    given = _given(args, matrix_options)
-    if given:
-        raise UsageError("--resume", f"{', '.join(given)} would change the run in "
-                                     f"{args.resume}, which --resume finishes with its saved "
-                                     "matrix and settings: leave them out, or start a new run")
-    saved = load_run(args.resume, "--resume")
-    maker = "bench" if saved["config"]["mode"] == "bench" else "run"
-    if maker != command:
-        raise UsageError("--resume", f"{args.resume} is a run of `python -m reports {maker}`; "
-                                     f"finish it with: python -m reports {maker} --resume "
-                                     f"{args.resume}")
-    return saved
-
-
-def _differences(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    mine = json.loads(json.dumps(config))
-    return [f"{key} {saved.get(key)!r} there, {mine.get(key)!r} here"
-            for key in sorted(set(saved) | set(mine), key=str) if saved.get(key) != mine.get(key)]
-
-
-def claim_run_dir(args: argparse.Namespace, config: dict[str, Any],
-                  saved: dict[str, Any] | None) -> tuple[Path, str, bool]:
-    """``(run directory, created, continuing)``: the --resume directory, or a new one claimed
-    atomically (reports/rundir.py); an existing --run-id is continued only when its saved
-    config is this one, and refused otherwise."""
-    if saved is not None:
-        return Path(args.resume), saved["created"], True
-    run_dir, created = create_run_dir(args.out or DEFAULT_OUT, args.run_id)
-    if created:
-        return run_dir, now(), False
-    try:
-        existing = load_run(run_dir, "--run-id")
-    except RunFileError as err:
-        raise UsageError("--run-id", f"{run_dir} exists and holds no readable run ({err}); "
-                                     "choose another --run-id") from None
-    changed = _differences(existing["config"], config)
-    if changed:
-        raise UsageError("--run-id", f"{run_dir} holds a run with another config "
-                                     f"({'; '.join(changed)}): choose another --run-id, or "
-                                     f"finish that run as it was with --resume {run_dir}")
-    print(f"note: continuing run {run_dir} (same config): its finished cells are kept",
-          file=sys.stderr)
-    return run_dir, existing["created"], True
-
-
 def execute_run(command: str, run_dir: Path, header: dict[str, Any],
                 specs: list[dict[str, Any]], skipped: dict[str, dict[str, Any]],
                 env: dict[str, Any], *, resume: bool, workers: int = 1,
@@ -884,25 +829,6 @@ def succeeded(results: dict[str, Any]) -> bool:
     return any(c["status"] == "ok" for c in results["cells"])
 
 
-def _same_data(saved_env: Path, facts: dict[str, Any]) -> None:
-    """--resume: refuse when the dataset files changed since the run started."""
-    try:
-        saved = read_json_object(saved_env, "--resume").get("datasets") or {}
-    except RunFileError:
-        return  # an older run without environment.json: nothing to compare with
-    for name, fact in facts.items():
-        before = saved.get(name) if isinstance(saved, dict) else None
-        if not isinstance(before, dict):
-            continue
-        changed = [part for part in ("x_train", "y_train", "x_test", "y_test")
-                   if isinstance(before.get(part), dict)
-                   and before[part].get("sha256") != fact[part]["sha256"]]
-        if changed:
-            raise UsageError("--resume", f"the {name} data changed since the run started "
-                                         f"({', '.join(changed)}: other sha256): the finished "
-                                         "cells saw other data; start a new run")
-
-
 def run_command(args: argparse.Namespace) -> int:
     """``python -m reports run``: returns the exit status. Everything is checked (options,
     baseline, data, --out) before the run directory is made or any cell starts."""
@@ -922,7 +848,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     facts, shapes = dataset_facts(config)
     if saved is not None:
-        _same_data(Path(args.resume) / "environment.json", facts)
+        same_data(Path(args.resume) / "environment.json", facts)
     specs, skipped = plan(config, impls.available(), shapes)
     run_dir, created, continuing = claim_run_dir(args, config, saved)
     header = {"run_id": run_dir.name, "created": created, "config": config,
