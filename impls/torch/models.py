@@ -74,8 +74,9 @@ class Model(nn.Module):
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy canonical weights in (exact keys and shapes of get_weights(), cast to the dtype).
 
-        Every key is checked before anything is copied, so a bad dict changes nothing; a
-        complex, str or object array is refused (np.asarray would cast it, or fail later).
+        Every key is checked before anything is copied (_checks.model_weights), so a bad dict
+        changes nothing; complex, str and object arrays are refused, where a plain
+        ``np.asarray(value, dtype)`` would drop the imaginary part or parse the strings.
         """
         arrays = _checks.model_weights(weights, self.spec.weight_shapes(), self.dtype)
         state = {name: t for name, t in self.state_dict().items()
