@@ -157,13 +157,15 @@ def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor, stride: tuple[in
     returns its padded input unchanged for N = 0, (0, H', W', C) instead of (0, OH, OW, F),
     eagerly and in tf.function (reference/upstream_defects.json, tf-onednn-conv2d-empty-batch).
     The slice gives the right shape and zero weight gradients. A batch unknown at trace time
-    chooses with ``tf.cond``.
+    chooses with ``tf.cond``. The zero image is a new tensor, not ``tf.pad`` of the empty
+    batch: inside tf.function oneDNN fuses Pad + Conv2D and drops a pad of the batch axis
+    (tf-onednn-pad-conv2d-fusion-drops-batch-pad).
     """
     def conv(h):
         return _conv2d_nonempty_nhwc(h, kernel, b, stride, padding, pads)
 
     def empty():
-        return conv(tf.pad(h, [[0, 1], [0, 0], [0, 0], [0, 0]]))[:0]  # (0, OH, OW, F)
+        return conv(tf.zeros((1, *h.shape[1:]), h.dtype))[:0]  # (0, OH, OW, F)
 
     if h.shape[0] is None:
         return tf.cond(tf.shape(h)[0] > 0, lambda: conv(h), empty)
