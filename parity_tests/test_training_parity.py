@@ -125,7 +125,10 @@ LR = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.02, "rmsprop
 
 
 def _run(backend_name: str, variant: str, optimizer: str, dtype: str, steps: int = STEPS,
-         **hyper):
+         dead: list | None = None, **hyper):
+    """``steps`` training steps: the losses and the final weights. ``dead``, if given, gets
+    each step's set of weight entries whose gradient is exactly zero (units no example
+    reaches through its ReLU), as a dict name -> boolean array (no dropout variants)."""
     backend = impls.load(backend_name)
     model = _build(backend_name, variant, dtype)
     opt = backend.build_optimizer(optimizer, model, lr=LR[optimizer], **hyper)
@@ -133,6 +136,9 @@ def _run(backend_name: str, variant: str, optimizer: str, dtype: str, steps: int
     losses = []
     for step in range(steps):
         x, y = _data(variant, dtype, seed=step)
+        if dead is not None:
+            _, grads = backend.gradients(model, x, y)
+            dead.append({key: g == 0 for key, g in grads.items()})
         losses.append(backend.train_step(model, opt, x, y, rng=mask_rng))
     return np.array(losses), _comparable_weights(model)
 
@@ -140,6 +146,21 @@ def _run(backend_name: str, variant: str, optimizer: str, dtype: str, steps: int
 @functools.cache
 def _numpy_run(variant: str, optimizer: str, dtype: str):
     return _run("numpy", variant, optimizer, dtype)
+
+
+@functools.cache
+def _numpy_run_with_dead_units(variant: str, optimizer: str, dtype: str):
+    dead: list = []
+    return (*_run("numpy", variant, optimizer, dtype, dead=dead), dead)
+
+
+def _first_kink_flip(dead: list, want_dead: list) -> int | None:
+    """The first step at which a weight's gradient is exactly zero in one run and not in the
+    other: a ReLU input that float32 rounding put on the other side of 0 in one framework."""
+    for step, (got, want) in enumerate(zip(dead, want_dead)):
+        if any(not np.array_equal(got[key], want[key]) for key in want):
+            return step
+    return None
 
 
 def _comparable_weights(model) -> dict[str, np.ndarray]:
@@ -193,23 +214,51 @@ def test_training_run_matches_numpy_float64(variant, optimizer, framework):
 
 
 # float32 runs drift apart by rounding: after 20 steps of simple_cnn the largest normalised
-# errors measured here were 2.8e-7 (losses) and 3.8e-6 (weights) over every optimizer and both
+# errors measured were 2.8e-7 (losses) and 3.8e-6 (weights) over every optimizer and both
 # frameworks. 1e-4 leaves a 25x margin and still sits far below what a wrong convention gives
 # (it changes the loss at the first step by 1e-2 or more).
 RUN_TOL_FLOAT32 = 1e-4
+
+# Until a ReLU flips. Rounding differences of ~1e-7 can put one unit's input on the other side
+# of 0 in one framework only; from that step on the runs follow different branches (measured on
+# the 2-core AMD EPYC: AdaGrad in TensorFlow, step 12 of 20, fc1.weight[68, 32] got gradient 0
+# in NumPy and 4.9e-3 in TensorFlow from weights 6.6e-7 apart; AdaGrad turns that into a step
+# of ~lr, and the loss differs by 5.6e-3 at step 20). That is rounding choosing a branch, not a
+# convention, so the float32 runs are compared up to the first such flip (seen as a gradient
+# entry exactly 0 in one run and not the other), and at least MIN_STEPS_FLOAT32 steps must be
+# comparable: a run that flips earlier fails.
+MIN_STEPS_FLOAT32 = 8
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_training_run_matches_numpy_float32(optimizer, framework, record_property):
     load_or_skip(framework)
-    losses, weights = _run(framework, "simple_cnn", optimizer, "float32")
-    want_losses, want_weights = _numpy_run("simple_cnn", optimizer, "float32")
-    loss_err = normalized_error(losses, want_losses)
-    weight_err = _max_weight_error(weights, want_weights)
+    dead: list = []
+    losses, weights = _run(framework, "simple_cnn", optimizer, "float32", dead=dead)
+    want_losses, want_weights, want_dead = _numpy_run_with_dead_units("simple_cnn", optimizer,
+                                                                      "float32")
+    flip = _first_kink_flip(dead, want_dead)
+    record_property("first_relu_flip", flip)
+    if flip is None:
+        loss_err = normalized_error(losses, want_losses)
+        weight_err = _max_weight_error(weights, want_weights)
+        record_property("weight_error", weight_err)
+        assert weight_err <= RUN_TOL_FLOAT32, weight_err
+    else:
+        assert flip >= MIN_STEPS_FLOAT32, f"a ReLU flipped at step {flip}"
+        # the losses up to and including the flip's step (its loss is computed before the
+        # update that the flip changes)
+        loss_err = normalized_error(losses[:flip + 1], want_losses[:flip + 1])
     record_property("loss_error", loss_err)
-    record_property("weight_error", weight_err)
-    assert loss_err <= RUN_TOL_FLOAT32 and weight_err <= RUN_TOL_FLOAT32, (loss_err, weight_err)
+    assert loss_err <= RUN_TOL_FLOAT32, loss_err
+
+
+def test_first_kink_flip_finds_the_first_differing_zero_pattern():
+    same = [{"w": np.array([True, False])}] * 3
+    assert _first_kink_flip(same, same) is None
+    other = same[:2] + [{"w": np.array([False, False])}]
+    assert _first_kink_flip(other, same) == 2
 
 
 def test_dropout_masks_matter():
