@@ -209,6 +209,28 @@ def _found_cases() -> list[Case]:
         Case("avg_pool2d", {"x": Array((1, 1, 1, 4))},
              {"kernel_size": 5, "stride": 1, "padding": "same", "count_include_pad": False},
              "found-tf_avgpoolgrad-same-exclude-kernel5-1x4"),
+        # the upstream defects' geometries (reference/upstream_defects.json), one case each,
+        # so that the table runs them on every backend
+        # tf-onednn-conv2d-stride-w-cin1-ow1: one input channel, a strided axis of one output
+        Case("conv2d", {"x": Array((2, 1, 2, 2)), "w": Array((1, 1, 1, 2)), "b": Array((1,))},
+             {"stride": (1, 3), "padding": 0}, "found-onednn-stride1x3-cin1-ow1"),
+        Case("conv2d", {"x": Array((3, 1, 5, 4)), "w": Array((2, 1, 2, 3)), "b": Array((2,))},
+             {"stride": (1, 2), "padding": 0}, "found-onednn-stride1x2-cin1-ow1-oh4"),
+        Case("conv2d", {"x": Array((3, 1, 2, 5)), "w": Array((2, 1, 3, 2)), "b": Array((2,))},
+             {"stride": (2, 1), "padding": "same"}, "found-onednn-stride2x1-cin1-oh1-same"),
+        # tf-onednn-conv2d-empty-batch: N = 0 with C_in != C_out and "same"
+        Case("conv2d", {"x": Array((0, 2, 7, 6)), "w": Array((3, 2, 3, 3)), "b": Array((3,))},
+             {"stride": 2, "padding": "same"}, "found-onednn-empty_batch-same"),
+        # tf-onednn-conv2d-backprop-filter-1x1-strided: fewer channels than oneDNN's block
+        Case("conv2d", {"x": Array((2, 4, 8, 8)), "w": Array((8, 4, 1, 1)), "b": Array((8,))},
+             {"stride": 2, "padding": 0}, "found-onednn-1x1-stride2-cin4"),
+        # tf-avgpoolgrad-same-kernel-larger-than-input: issue 9's repro, and a strided one
+        Case("avg_pool2d", {"x": Array((1, 1, 4, 1))},
+             {"kernel_size": (5, 1), "stride": 1, "padding": "same", "count_include_pad": False},
+             "found-tf_avgpoolgrad-same-exclude-kernel5x1-4x1"),
+        Case("avg_pool2d", {"x": Array((2, 2, 5, 8))},
+             {"kernel_size": (6, 1), "stride": (3, 1), "padding": "same",
+              "count_include_pad": False}, "found-tf_avgpoolgrad-same-exclude-k6x1-s3x1-5x8"),
     ]
 
 
