@@ -35,7 +35,7 @@ def load_banner(results: dict) -> list:
         what = (f"the 1-minute load average {start}{peak}, at or above the {threads} "
                 "thread(s) the run kept busy")
     else:
-        what = "some cells ran while the load average was at or above their thread count"
+        what = "some cells ran while the other processes' load was at or above their thread count"
     return [Banner(strong("The machine was loaded during this run"), f": {what}. Other work "
                    f"competed for the cores: {marked} and are unreliable (the accuracy and "
                    "parity numbers are not affected).")]

@@ -199,8 +199,9 @@ def definitions_section(train: bool = True, steps: bool = False) -> Section:
         [strong(PARALLEL_MARK), ": a timing measured while other cells ran beside it (",
          code("parallel"), " in the rows): it competed for the machine's cores, so read it as "
          "an upper bound and compare it only with timings measured the same way."],
-        [strong(LOADED_MARK), ": a timing of a cell during which the machine's 1-minute load "
-         "average (at the cell's start or sampled while it ran) was at or above the number of "
-         "threads the run used (", code("loaded"), " in the cell's record): other work "
+        [strong(LOADED_MARK), ": a timing of a cell during which the load of the other "
+         "processes (the machine's 1-minute load average less the run's own threads, at the "
+         "cell's start or sampled while it ran) was at or above the number of threads the run "
+         "used (", code("loaded"), " in the cell's record): other work "
          "competed for the cores, so the timing is unreliable and ratios built on it too."],
     )))

@@ -93,7 +93,7 @@ def marks_note(parallel: bool, loaded: bool) -> list:
         out.append(Para(f"{PARALLEL_MARK} measured while other cells ran beside it: the "
                         "timing competed for cores and is an upper bound."))
     if loaded:
-        out.append(Para(f"{LOADED_MARK} measured while the machine's load average was at or "
+        out.append(Para(f"{LOADED_MARK} measured while the other processes' load was at or "
                         "above the cell's thread count: other work competed for the cores, "
                         "so the timing is unreliable."))
     return out
