@@ -403,3 +403,43 @@ def test_backend_on_tf_onednn_fused_matmul_bias_relu_nan(tf_backend):
     assert not run["timed_out"] and run["returncode"] == 0, run["stderr"][-2000:]
     loss, logits_nan = run["values"]
     assert math.isnan(loss) and logits_nan == 1.0, run["values"]
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's oneDNN strided 1x1 weight gradient on channels_last tensors (oneDNN#6035 again)
+
+BACKEND_TORCH_1X1 = """
+import numpy as np
+import impls
+T, R = impls.load("torch"), impls.load("numpy")
+rng = np.random.default_rng(0)
+nhwc = rng.standard_normal((32, 32, 32, 7))
+x = nhwc.transpose(0, 3, 1, 2)  # an NCHW view with channels_last strides
+w = rng.standard_normal((8, 7, 1, 1))
+y, cache = T.conv2d_forward(x.astype(np.float32), w.astype(np.float32),
+                            np.zeros(8, np.float32), stride=2)
+dw = T.conv2d_backward(np.ones_like(y), cache)[1]
+y64, cache64 = R.conv2d_forward(x, w, np.zeros(8), stride=2)
+dw64 = R.conv2d_backward(np.ones_like(y64), cache64)[1]
+print([float(np.abs(dw - dw64).max() / np.abs(dw64).max())])
+"""
+
+
+def test_torch_onednn_conv2d_channels_last_1x1_strided_weight_grad():
+    load_or_skip("torch")
+    import torch
+
+    row = BY_ID["torch-onednn-conv2d-channels-last-1x1-strided-weight-grad"]
+    run = _result(_finish(_start(row["reproducer"]), 90))  # it can hang: bounded
+    if run["timed_out"] or run["returncode"] != 0 or not run["values"][0] < 1e-4:
+        return  # still there: the backend's C-contiguous copies are needed
+    pytest.fail(f"torch {torch.__version__} fixed {row['id']}: the workaround in "
+                f"{row['workaround'].rsplit(': ', 1)[-1]} can go (relative dW error "
+                f"{run['values'][0]:.1e})")
+
+
+def test_backend_on_torch_onednn_conv2d_channels_last_1x1_strided_weight_grad():
+    load_or_skip("torch")
+    run = _result(_finish(_start(BACKEND_TORCH_1X1), 90))
+    assert not run["timed_out"] and run["returncode"] == 0, run["stderr"][-2000:]
+    assert run["values"][0] < 2e-5, run["values"]
