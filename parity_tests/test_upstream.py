@@ -395,9 +395,6 @@ def test_tf_onednn_fused_matmul_bias_relu_nan(tf_backend):
         pytest.fail(_fixed(row) + f" (oneDNN ISA {run['isa']})")
 
 
-@pytest.mark.xfail(strict=True, reason="tf-onednn-fused-matmul-bias-relu-nan has no workaround "
-                   "yet: with oneDNN on, the compiled TF mlp gives a finite loss for a NaN "
-                   "pixel while fc1.weight becomes NaN")
 def test_backend_on_tf_onednn_fused_matmul_bias_relu_nan(tf_backend):
     run = _isolated_runs()["BACKEND_MLP_NAN"]
     assert not run["timed_out"] and run["returncode"] == 0, run["stderr"][-2000:]
