@@ -414,9 +414,49 @@ def test_the_verdict_uses_the_training_parity_tolerances():
     """reports/render/front.py duplicates them (the report never imports the test suite)."""
     from parity_tests import test_training_parity
     from reports.render import PARITY_TOLERANCE
+    from reports.render.front import PARITY_STEPS
 
     assert PARITY_TOLERANCE == {"float32": test_training_parity.RUN_TOL_FLOAT32,
                                 "float64": test_training_parity.RUN_TOL_FLOAT64}
+    assert PARITY_STEPS == test_training_parity.STEPS
+
+
+def test_the_verdict_judges_the_first_steps_and_reports_the_rest(tmp_path):
+    """A run longer than the tests' 20 steps: its first 20 steps are judged, its final weights
+    (grown by float32 rounding over the whole run) are reported."""
+    run = make_run(tmp_path / "run", baseline=False)
+
+    def longer(results):
+        extra = []
+        for row in results["rows"]:
+            if row["metric"] == "parity_loss_dev" and row["step"] == STEPS - 1:
+                extra += [{**row, "step": step, "value": 5e-3 if step >= 20 else 2e-7}
+                          for step in range(STEPS, 40)]
+            if row["metric"] == "parity_weights_max_dev":
+                row["value"] = 3e-3
+            if row["metric"] == "parity_loss_max_dev":
+                row["value"] = 5e-3
+        results["rows"] += extra
+
+    _rewrite(run, longer)
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    verdict = md.split("\n## ")[1]
+    assert "**The frameworks agree** with the NumPy backend" in verdict
+    assert "loss over the first 20 steps" in verdict
+    assert ("Over the whole runs (up to 40 steps) the largest deviations are loss 5.0e-03 and "
+            "final weights 3.0e-03") in verdict
+
+    def worse(results):
+        for row in results["rows"]:
+            if row["metric"] == "parity_loss_dev" and row["step"] == 3 and row["seed"] == 0:
+                row["value"] = 2e-3
+
+    _rewrite(run, worse)
+    render(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "**The frameworks do not agree**" in md
+    assert "loss over the first 20 steps on simple_cnn / digits 2.0e-03 (20× the tolerance)" in md
 
 
 def _rewrite(run: Path, change) -> None:
@@ -431,7 +471,8 @@ def test_the_report_opens_with_a_verdict(rendered):
     first = md.split("\n## ")[1]
     assert first.startswith("Verdict\n")
     assert ("**The frameworks agree** with the NumPy backend: the largest deviations are loss "
-            "curve 1.2e-06 (torch, simple_cnn on digits); final weights 6.0e-06 (torch, "
+            "over the first 6 steps 1.2e-06 (torch, simple_cnn on digits); final weights "
+            "6.0e-06 (torch, "
             "simple_cnn on digits), all within the tolerance (float32 1e-4) of the "
             "training-parity tests.") in first
     # simple_cnn: torch median(4, 6) = 5 ms against numpy's median(10, 12) = 11 ms.
