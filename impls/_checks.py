@@ -377,21 +377,19 @@ def grad_output(dy: object, cache: object, op: str) -> None:
                          "output's shape)")
 
 
-INITIALIZERS = ("he_normal", "xavier_normal", "xavier_uniform", "normal(STD)")
+INITIALIZERS = ("he_normal", "xavier_normal", "xavier_uniform", "lecun_normal", "normal(STD)",
+                "truncated_normal(STD)")
 
 
 def initialize(name: object, shape: object, seed: object, dtype: object) -> tuple[int, ...]:
     """Check an initialiser call; return the shape as a tuple of ints."""
-    ok = isinstance(name, str) and (name in INITIALIZERS[:3] or (
-        name.startswith("normal(") and name.endswith(")")))
-    if ok and name.startswith("normal("):
-        try:
-            ok = float(name[7:-1]) > 0
-        except ValueError:
-            ok = False
-    if not ok:
+    from reference.models import _init_std
+
+    try:
+        _init_std(name)
+    except ValueError:
         raise ValueError(f"name: got {name!r}, expected one of {', '.join(INITIALIZERS)} "
-                         "(STD > 0)")
+                         "(STD finite and > 0)") from None
     if (not isinstance(shape, (tuple, list)) or len(shape) < 2
             or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
                        for v in shape)):

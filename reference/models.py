@@ -41,7 +41,7 @@ class ModelSpec:
     input_shape: tuple[int, int, int]  # (C, H, W)
     num_classes: int
     layers: tuple[Layer, ...]
-    init: str  # "he_normal", "xavier_normal", "xavier_uniform" or "normal(STD)"
+    init: str  # one of INIT_NAMES, "normal(STD)" or "truncated_normal(STD)"
     weight_decay: float  # L2 term 0.5 * weight_decay * sum of squared weights (not biases)
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -259,17 +259,30 @@ def resolve(name: str, input_shape: tuple[int, int, int], num_classes: int,
 # initial weights
 
 
+INIT_NAMES = ("he_normal", "xavier_normal", "xavier_uniform", "lecun_normal")
+# the parameterised ones: "normal(STD)" and "truncated_normal(STD)" (redrawn beyond 2 STD)
+INIT_FORMS = ("normal", "truncated_normal")
+
+
+def _init_std(init: object) -> float | None:
+    """STD of "normal(STD)" / "truncated_normal(STD)" (None for the named initialisers)."""
+    if init in INIT_NAMES:
+        return None
+    if isinstance(init, str) and init.endswith(")") and "(" in init:
+        form, _, text = init[:-1].partition("(")
+        if form in INIT_FORMS:
+            try:
+                std = float(text)
+            except ValueError:
+                std = math.nan
+            if math.isfinite(std) and std > 0:
+                return std
+    raise ValueError(f"init: got {init!r}, expected one of {', '.join(INIT_NAMES)}, "
+                     "'normal(STD)' or 'truncated_normal(STD)' with a finite STD > 0")
+
+
 def _check_init(init: str) -> None:
-    if init in ("he_normal", "xavier_normal", "xavier_uniform"):
-        return
-    if isinstance(init, str) and init.startswith("normal(") and init.endswith(")"):
-        try:
-            if float(init[7:-1]) > 0:
-                return
-        except ValueError:
-            pass
-    raise ValueError(f"init: got {init!r}, expected 'he_normal', 'xavier_normal', "
-                     "'xavier_uniform' or 'normal(STD)' with STD > 0")
+    _init_std(init)
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -278,9 +291,27 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
+def truncated_normal(rng: np.random.Generator, std: float,
+                     shape: tuple[int, ...]) -> np.ndarray:
+    """Normal(0, std) with every value beyond 2 std redrawn, as tf.random.truncated_normal and
+    keras.initializers.TruncatedNormal draw it (the result's std is about 0.88 std)."""
+    values = rng.normal(0.0, std, shape)
+    outside = np.abs(values) > 2 * std
+    while outside.any():
+        values[outside] = rng.normal(0.0, std, int(outside.sum()))
+        outside = np.abs(values) > 2 * std
+    return values
+
+
 def draw(init: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """One weight array (float64) drawn with initialiser ``init`` (not truncated)."""
-    _check_init(init)
+    """One weight array (float64) drawn with initialiser ``init``.
+
+    he_normal: N(0, 2/fan_in); xavier_normal: N(0, 2/(fan_in + fan_out)); xavier_uniform:
+    U(+-sqrt(6/(fan_in + fan_out))); lecun_normal: N(0, 1/fan_in) (the "Xavier" of "Deep
+    Learning from Scratch", sqrt(1/n)); normal(STD): N(0, STD^2); truncated_normal(STD):
+    N(0, STD^2) redrawn beyond 2 STD. Only truncated_normal is truncated.
+    """
+    std = _init_std(init)
     fan_in, fan_out = fans(shape)
     if init == "he_normal":
         return rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
@@ -289,7 +320,11 @@ def draw(init: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndar
     if init == "xavier_uniform":
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, shape)
-    return rng.normal(0.0, float(init[7:-1]), shape)
+    if init == "lecun_normal":
+        return rng.normal(0.0, math.sqrt(1.0 / fan_in), shape)
+    if init.startswith("truncated_normal("):
+        return truncated_normal(rng, std, shape)
+    return rng.normal(0.0, std, shape)
 
 
 def initial_weights(spec: ModelSpec, seed: int = 0,
