@@ -183,9 +183,14 @@ def _window_geometry(x: np.ndarray, kernel: tuple[int, int], stride: object,
 
 
 def conv2d(x: object, w: object, b: object, stride: object, padding: object) -> Geometry:
+    """Check conv2d_forward's arguments; ``b`` may be None (a conv without bias)."""
     x = float_array("x", x, ndim=4)
     w = float_array("w", w, ndim=4, like=x)
-    b = float_array("b", b, ndim=1, like=x)
+    if b is not None:
+        if not isinstance(b, np.ndarray):
+            raise TypeError(f"b: got {describe(b)}, expected a NumPy array (np.ndarray) or "
+                            "None (no bias)")
+        b = float_array("b", b, ndim=1, like=x)
     if w.shape[1] != x.shape[1]:
         raise ValueError(
             f"w: got {w.shape[1]} input channels (shape {w.shape}), expected {x.shape[1]} "
@@ -193,7 +198,8 @@ def conv2d(x: object, w: object, b: object, stride: object, padding: object) -> 
         )
     if min(w.shape) == 0:
         raise ValueError(f"w: got shape {w.shape}, expected no zero-sized dimension")
-    same_shape("b", b, (w.shape[0],), "one bias per output channel of w")
+    if b is not None:
+        same_shape("b", b, (w.shape[0],), "one bias per output channel of w")
     return _window_geometry(x, (w.shape[2], w.shape[3]), stride, padding)
 
 

@@ -6,9 +6,9 @@ so the float32 run, the float64 run and the reference all see the same numbers),
 hyperparameters, the seed of the upstream gradient and a memory layout. Edges are drawn on
 purpose, not left to chance: N = 0 and 1, 1x1 images, one input channel, kernels as large as
 the padded input, output heights or widths of 1, every padding form (int, pair, asymmetric
-pairs of pairs, "same", "valid"), per-axis strides, exact ties in max pooling, zeros at ReLU's
-kink, logits far apart (softmax stability), and inputs in Fortran order, with negative strides,
-read-only or as broadcast views.
+pairs of pairs, "same", "valid"), per-axis strides, convs without bias (b = None), exact ties
+in max pooling, zeros at ReLU's kink, logits far apart (softmax stability), and inputs in
+Fortran order, with negative strides, read-only or as broadcast views.
 
 Sizes stay small (N <= 3, C <= 3, outputs <= 4 x 4, kernels <= 5): the reference is loops, and the
 defects found so far live in the geometry, not in the size.
@@ -31,7 +31,8 @@ LAYOUTS = ("C", "fortran", "negative_strides", "read_only", "broadcast")
 @dataclass
 class Example:
     op: str
-    arrays: dict[str, np.ndarray]  # positional array arguments in order, float64 / int64
+    arrays: dict[str, np.ndarray | None]  # positional array arguments in order, float64 /
+    # int64; None for conv2d's b when there is no bias
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0  # of the upstream gradient
     layout: str = "C"
@@ -40,12 +41,15 @@ class Example:
         """A digest of everything that determines the result (for memoising the reference)."""
         h = hashlib.sha256(f"{self.op}|{self.params!r}|{self.seed}|{self.layout}".encode())
         for name, a in self.arrays.items():
+            if a is None:
+                h.update(f"|{name}None".encode())
+                continue
             h.update(f"|{name}{a.shape}{a.dtype.str}".encode())
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
     def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
-        shapes = {name: a.shape for name, a in self.arrays.items()}
+        shapes = {name: None if a is None else a.shape for name, a in self.arrays.items()}
         return (f"Example(op={self.op!r}, shapes={shapes}, params={self.params!r}, "
                 f"seed={self.seed}, layout={self.layout!r})")
 
@@ -59,7 +63,7 @@ def laid_out(example: Example, dtype: str | np.dtype) -> dict[str, np.ndarray]:
     """The example's arrays in ``dtype`` (labels and masks as drawn) and in its layout."""
     out = {}
     for name, a in example.arrays.items():
-        if name in UNTOUCHED or not np.issubdtype(a.dtype, np.floating):
+        if a is None or name in UNTOUCHED or not np.issubdtype(a.dtype, np.floating):
             out[name] = a
             continue
         out[name] = _layout(a.astype(dtype), example.layout)
@@ -218,7 +222,8 @@ def conv2d(draw):
     rng = np.random.default_rng(draw(seeds))
     arrays = {"x": _values(rng, (n, c, h, w), "normal"),
               "w": _values(rng, (f, c, kh, kw), "normal"),
-              "b": _values(rng, (f,), "normal")}
+              # a conv without bias (b = None, the backward's db None) a quarter of the time
+              "b": None if draw(st.integers(0, 3)) == 0 else _values(rng, (f,), "normal")}
     return Example("conv2d", arrays, {"stride": stride, "padding": padding}, draw(seeds),
                    draw(layouts))
 

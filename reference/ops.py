@@ -110,9 +110,12 @@ def _window(i, j, kernel, stride):
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """y[n, f, i, j] = b[f] + sum_{c, p, q} xpad[n, c, i*sH + p, j*sW + q] * w[f, c, p, q].
 
-    x (N, C, H, W), w (F, C, kH, kW), b (F,) -> y (N, F, OH, OW); xpad = x zero-padded.
+    x (N, C, H, W), w (F, C, kH, kW), b (F,) or None -> y (N, F, OH, OW); xpad = x zero-padded.
+    b = None: no bias (b[f] = 0 above), and the backward gives db = None.
     """
-    x, w, b = _f64(x), _f64(w), _f64(b)
+    x, w = _f64(x), _f64(w)
+    bias = b is not None
+    b = _f64(b) if bias else np.zeros(w.shape[0])
     assert x.ndim == 4 and w.ndim == 4 and b.shape == (w.shape[0],) and w.shape[1] == x.shape[1]
     kernel, stride, pads, (oh, ow) = _window_geometry(x.shape, w.shape[2:], stride, padding)
     xp = _pad(x, pads, 0.0)
@@ -124,14 +127,14 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
                 for j in range(ow):
                     rows, cols = _window(i, j, kernel, stride)
                     y[n, f, i, j] = np.sum(xp[n, :, rows, cols] * w[f]) + b[f]
-    cache = {"x": x, "w": w, "kernel": kernel, "stride": stride, "pads": pads}
+    cache = {"x": x, "w": w, "bias": bias, "kernel": kernel, "stride": stride, "pads": pads}
     return y, cache
 
 
 def conv2d_backward(dy, cache, input_grad=True):
     """For every (n, f, i, j): dxpad[n, :, window] += w[f] dy[n, f, i, j];
     dw[f] += xpad[n, :, window] dy[n, f, i, j]; db[f] += dy[n, f, i, j]. dx = dxpad cropped
-    (None when input_grad is False)."""
+    (None when input_grad is False); db None when the forward had no bias (b = None)."""
     dy = _f64(dy)
     x, w = cache["x"], cache["w"]
     kernel, stride, pads = cache["kernel"], cache["stride"], cache["pads"]
@@ -148,7 +151,7 @@ def conv2d_backward(dy, cache, input_grad=True):
                     dxp[n, :, rows, cols] += w[f] * dy[n, f, i, j]
                     dw[f] += xp[n, :, rows, cols] * dy[n, f, i, j]
                     db[f] += dy[n, f, i, j]
-    return (_unpad(dxp, pads) if input_grad else None), dw, db
+    return (_unpad(dxp, pads) if input_grad else None), dw, (db if cache["bias"] else None)
 
 
 # ---------------------------------------------------------------------------------------------

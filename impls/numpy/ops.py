@@ -133,7 +133,7 @@ def _im2col(xp: np.ndarray, geom: Geometry) -> np.ndarray:
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D cross-correlation (no kernel flip), as im2col + GEMM.
 
-    x (N, C, H, W), w (F, C, kH, kW), b (F,) -> y (N, F, OH, OW).
+    x (N, C, H, W), w (F, C, kH, kW), b (F,) or None (no bias) -> y (N, F, OH, OW).
     Forward:  y[n, f, p, q] = b[f] + sum_{c,i,j} w[f, c, i, j] * xp[n, c, p*sh + i, q*sw + j],
               xp = x zero-padded; as matrices Y = W @ cols with W (F, C*kH*kW) and
               cols (C*kH*kW, N*OH*OW), one column per output pixel.
@@ -156,13 +156,16 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     for batch in _batch_slices(n, w_mat.shape[1] * oh * ow * x.itemsize):
         y_mat = w_mat @ _im2col(_pad(x[batch], geom.pads), geom)  # (F, n*OH*OW)
         y[batch] = y_mat.reshape(f, -1, oh, ow).transpose(1, 0, 2, 3)
-    y += b[:, None, None]
-    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, x=x, w=w, geom=geom)
+    if b is not None:
+        y += b[:, None, None]
+    cache = Cache(op="conv2d", shape=y.shape, dtype=x.dtype, x=x, w=w, bias=b is not None,
+                  geom=geom)
     return y, cache  # (N, F, OH, OW)
 
 
 def conv2d_backward(dy, cache, input_grad=True):
-    """Gradients of conv2d_forward: (dx (N, C, H, W), dw (F, C, kH, kW), db (F,)).
+    """Gradients of conv2d_forward: (dx (N, C, H, W), dw (F, C, kH, kW), db (F,)); db is None
+    when the forward had no bias (b = None).
 
     ``input_grad=False`` returns dx = None and skips its GEMM and col2im: a network's first
     layer needs no input gradient (the frameworks skip it too, as the input does not require
@@ -189,7 +192,8 @@ def conv2d_backward(dy, cache, input_grad=True):
             dxp_t = np.zeros((c, xp.shape[0], *xp.shape[2:]), dtype=dy.dtype)  # (C, n, Hp, Wp)
             _scatter_windows(dxp_t, geom, lambda k, dcols=dcols: dcols[:, k])
             dx[batch] = _unpad(dxp_t, geom.pads).transpose(1, 0, 2, 3)
-    return dx, dw_mat.reshape(w.shape), np.ascontiguousarray(dy).sum(axis=(0, 2, 3))
+    db = np.ascontiguousarray(dy).sum(axis=(0, 2, 3)) if cache.bias else None
+    return dx, dw_mat.reshape(w.shape), db
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,9 +148,9 @@ def _loss_and_grads(fn, *arrays: np.ndarray) -> tuple[np.generic, list[np.ndarra
 # convolution and pooling
 
 
-def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor, stride: tuple[int, int],
+def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor | None, stride: tuple[int, int],
                  padding: object, pads: _checks.Pads) -> tf.Tensor:
-    """h (N, H, W, C), kernel (kH, kW, C, F), b (F,) -> (N, OH, OW, F).
+    """h (N, H, W, C), kernel (kH, kW, C, F), b (F,) or None (no bias) -> (N, OH, OW, F).
 
     An empty batch runs as one zero image, sliced back to none: oneDNN's float32 Conv2D
     (TF 2.21 with TF_ENABLE_ONEDNN_OPTS=1, the default on CPUs with AVX512_VNNI or AMX)
@@ -172,7 +172,7 @@ def _conv2d_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor, stride: tuple[in
     return empty() if h.shape[0] == 0 else conv(h)
 
 
-def _conv2d_nonempty_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor,
+def _conv2d_nonempty_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor | None,
                           stride: tuple[int, int], padding: object,
                           pads: _checks.Pads) -> tf.Tensor:
     """_conv2d_nhwc for N >= 1, routed around oneDNN's wrong geometries."""
@@ -203,7 +203,8 @@ def _conv2d_nonempty_nhwc(h: tf.Tensor, kernel: tf.Tensor, b: tf.Tensor,
         # a 1x1 conv of the subsampled input, which never hits it ("same" never pads a 1x1
         # kernel, so VALID is the same).
         h, stride, tf_padding = h[:, ::stride[0], ::stride[1], :], (1, 1), "VALID"
-    return tf.nn.bias_add(tf.nn.conv2d(h, kernel, stride, tf_padding), b)
+    y = tf.nn.conv2d(h, kernel, stride, tf_padding)
+    return y if b is None else tf.nn.bias_add(y, b)
 
 
 def _max_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
@@ -296,26 +297,28 @@ def _avg_pool2d_nhwc(h: tf.Tensor, kernel: tuple[int, int], stride: tuple[int, i
     return y
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1,
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=1,
                    padding=0) -> tuple[np.ndarray, Cache]:
     """Same contract as impls/numpy/ops.py::conv2d_forward.
 
     ``tf.nn.conv2d`` is a cross-correlation like the contract's; it runs NHWC with
-    (kH, kW, C_in, C_out) weights, hence the transposes at both edges.
+    (kH, kW, C_in, C_out) weights, hence the transposes at both edges. Without a bias
+    (b = None) the tape watches x and w only.
     """
     geom = _checks.conv2d(x, w, b, stride, padding)
 
-    def conv(x, w, b):
+    def conv(x, w, b=None):
         y = _conv2d_nhwc(_to_nhwc(x), _conv_weight(w), b, geom.stride, padding, geom.pads)
         return _to_nchw(y)  # (N, F, OH, OW)
 
-    return _forward("conv2d", conv, x, w, b)
+    return _forward("conv2d", conv, *((x, w) if b is None else (x, w, b)))
 
 
-def conv2d_backward(dy: np.ndarray, cache: Cache,
-                    input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def conv2d_backward(dy: np.ndarray, cache: Cache, input_grad: bool = True,
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Same contract as impls/numpy/ops.py::conv2d_backward."""
-    dx, dw, db = _backward(dy, cache, "conv2d", input_grad)
+    grads = _backward(dy, cache, "conv2d", input_grad)
+    dx, dw, db = grads if len(grads) == 3 else (*grads, None)  # no bias: db None
     return dx, dw, db
 
 

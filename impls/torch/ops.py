@@ -97,9 +97,10 @@ def _padded(x: torch.Tensor, pads: _checks.Pads,
     return _pad(x, pads, value), (0, 0)
 
 
-def padded_conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: tuple[int, int],
-                  pads: _checks.Pads) -> torch.Tensor:
-    """F.conv2d with resolved pads ((top, bottom), (left, right)), even or not; zeros pad."""
+def padded_conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                  stride: tuple[int, int], pads: _checks.Pads) -> torch.Tensor:
+    """F.conv2d with resolved pads ((top, bottom), (left, right)), even or not; zeros pad;
+    b None: no bias (F.conv2d's own bias=None)."""
     xp, pad = _padded(x, pads)
     return F.conv2d(xp, w, b, stride=stride, padding=pad)  # (N, F, OH, OW)
 
@@ -185,15 +186,17 @@ def masked_dropout(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tenso
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """Same contract as impls/numpy/ops.py::conv2d_forward."""
     geom = _checks.conv2d(x, w, b, stride, padding)
-    xt, wt, bt = _leaves(x, w, b)  # (N, C, H, W), (F, C, kH, kW), (F,)
-    y = padded_conv2d(xt, wt, bt, geom.stride, geom.pads)  # (N, F, OH, OW)
-    return _result("conv2d", y, (xt, wt, bt))
+    leaves = _leaves(x, w) if b is None else _leaves(x, w, b)  # (N, C, H, W), (F, C, kH, kW), (F,)
+    bt = leaves[2] if b is not None else None
+    y = padded_conv2d(leaves[0], leaves[1], bt, geom.stride, geom.pads)  # (N, F, OH, OW)
+    return _result("conv2d", y, leaves)
 
 
 def conv2d_backward(dy, cache, input_grad=True):
     """Same contract as impls/numpy/ops.py::conv2d_backward."""
     _checks.grad_output(dy, cache, "conv2d")
-    return _grads(dy, cache, _checks.boolean("input_grad", input_grad))  # (dx, dw, db)
+    grads = _grads(dy, cache, _checks.boolean("input_grad", input_grad))
+    return grads if len(grads) == 3 else (*grads, None)  # (dx, dw, db); no bias: db None
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
