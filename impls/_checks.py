@@ -463,6 +463,37 @@ def optimizer(name: object, lr: object, implementation: object,
     return lr, checked
 
 
+def optimizer_params(params: object, model_type: type, what: str) -> dict | None:
+    """Check build_optimizer's ``params``: None for a ``model_type`` (the caller takes its
+    parameters), else the non-empty dict name -> parameter, as a new dict (each value is the
+    backend's to check: ``what`` says what it expects)."""
+    if isinstance(params, model_type):
+        return None
+    if not isinstance(params, dict) or not params:
+        got = "an empty dict" if isinstance(params, dict) else describe(params)
+        raise TypeError(f"params: got {got}, expected a Model (build_model) or a non-empty "
+                        f"dict name -> {what}")
+    for key in params:
+        if not isinstance(key, str):
+            raise TypeError(f"params: got the key {key!r}, expected str keys (the names)")
+    return dict(params)
+
+
+def optimizer_grads(grads: object, params: dict) -> dict:
+    """Check a step's ``grads``: a dict with exactly the keys of params."""
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads: got {describe(grads)}, expected a dict name -> gradient "
+                        "with the keys of params")
+    missing = [key for key in params if key not in grads]
+    if missing:
+        raise KeyError(f"grads: no gradient for parameter(s) {missing}")
+    unknown = [key for key in grads if key not in params]
+    if unknown:
+        raise KeyError(f"grads: got {unknown}, which are not parameters of this optimizer "
+                       f"(expected the keys of params: {list(params)})")
+    return grads
+
+
 # ---------------------------------------------------------------------------------------------
 # model level: the NumPy edge of predict, train_step, gradients and set_weights
 # (docs/models.md, "Edges"); every backend calls these, so the messages are the same

@@ -1,8 +1,9 @@
 """The six textbook update rules of docs/models.md, in NumPy.
 
-    opt = build_optimizer("adam", model, lr=1e-3)
+    opt = build_optimizer("adam", model, lr=1e-3)        # a Model's arrays, or
+    opt = build_optimizer("adam", {"x": x, "y": y}, lr=0.3)  # a plain dict name -> ndarray
     model.backward(dlogits)
-    opt.step(model.grads)
+    opt.step(model.grads)                                # grads: a dict with the same keys
 
 Each rule is one function ``rule(w, g, state, lr, hp)`` that updates the parameter array ``w``
 IN PLACE (the model holds the same array) from its gradient ``g``, its own ``state`` dict
@@ -25,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from .models import Model
 
 __all__ = ["OPTIMIZERS", "HYPERPARAMETERS", "IMPLEMENTATIONS", "Optimizer", "build_optimizer"]
 
@@ -112,10 +114,17 @@ _RULES = {
 
 
 def _params(params: object) -> dict[str, np.ndarray]:
+    """A dict name -> float ndarray, each updated in place (so writeable); 0-d arrays too."""
+    if isinstance(params, dict) and not params:
+        raise TypeError("params: got an empty dict, expected a non-empty dict name -> float "
+                        "ndarray")
     if not isinstance(params, dict):
         raise TypeError(f"params: got {type(params).__name__}, expected a dict name -> array")
     for key, w in params.items():
         _checks.float_array(f"params[{key!r}]", w)
+        if not w.flags.writeable:
+            raise ValueError(f"params[{key!r}]: got a read-only array, expected a writeable "
+                             "one (the update is in place)")
     return params
 
 
@@ -152,9 +161,8 @@ class Optimizer:
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """One update of every parameter from ``grads`` (same keys and shapes as params)."""
         rule, weight_decay = _RULES[self.name], self.hyper["weight_decay"]
+        _checks.optimizer_grads(grads, self.params)
         for key, w in self.params.items():
-            if key not in grads:
-                raise KeyError(f"grads: no gradient for parameter {key!r}")
             g = _checks.float_array(f"grads[{key!r}]", grads[key], like=w,
                                     like_name=f"params[{key!r}]")
             _checks.same_shape(f"grads[{key!r}]", g, w.shape, f"the shape of params[{key!r}]")
@@ -167,10 +175,12 @@ class Optimizer:
         return f"Optimizer({self.name!r}, lr={self.lr!r}, {hyper})"
 
 
-def build_optimizer(name: str, model: object, lr: float = 0.01, implementation: str = "auto",
-                    **hyper: object) -> Optimizer:
-    """The optimizer ``name`` over every trainable array of ``model`` (see Optimizer)."""
-    params = getattr(model, "params", None)
-    if not isinstance(params, dict):
-        raise TypeError(f"model: got {type(model).__name__}, expected a Model from build_model")
-    return Optimizer(name, params, lr=lr, implementation=implementation, **hyper)
+def build_optimizer(name: str, params: Model | dict[str, np.ndarray], lr: float = 0.01,
+                    implementation: str = "auto", **hyper: object) -> Optimizer:
+    """The optimizer ``name`` over every trainable array of a Model, or over a plain dict
+    name -> float ndarray (each updated in place); step it with ``opt.step(grads)``, grads a
+    dict with the same keys (see Optimizer)."""
+    checked = _checks.optimizer_params(params, Model, "float ndarray (updated in place)")
+    if checked is None:
+        checked = params.params
+    return Optimizer(name, checked, lr=lr, implementation=implementation, **hyper)

@@ -1,6 +1,7 @@
 """The six optimizers of docs/models.md: Keras' own ("native") or the textbook table in TF ops.
 
     opt = build_optimizer("adam", model, lr=1e-3)          # implementation="auto"
+    opt = build_optimizer("adam", {"x": tf.Variable(-7.0, dtype=tf.float64)}, lr=0.3)
     opt.step(grads)                                        # name -> gradient (TF layout)
     opt.lr = 1e-4                                          # seen by a compiled step too
 
@@ -166,20 +167,24 @@ def _implementation(name: str, implementation: str) -> str:
     return _AUTO[name] if implementation == "auto" else implementation
 
 
-
-
 def _dtype(variable) -> np.dtype:
     # a Keras variable's dtype is a string, a tf.Variable's a tf.DType
     return np.dtype(tf.as_dtype(variable.dtype).as_numpy_dtype)
 
 
 def _params(params: object) -> dict[str, keras.Variable]:
+    """A dict name -> trainable variable (keras.Variable or tf.Variable), all float32 or all
+    float64 (one learning-rate variable of their dtype serves them all)."""
     if not isinstance(params, dict) or not params:
         raise TypeError(f"params: got {type(params).__name__}, expected a non-empty dict "
                         "name -> trainable variable (model.params)")
     for key, v in params.items():
         if not isinstance(v, (keras.Variable, tf.Variable)):
-            raise TypeError(f"params[{key!r}]: got {type(v).__name__}, expected a variable")
+            raise TypeError(f"params[{key!r}]: got {type(v).__name__}, expected a variable "
+                            "(tf.Variable or keras.Variable)")
+        if not v.trainable:
+            raise ValueError(f"params[{key!r}]: got a variable with trainable=False, expected "
+                             "a trainable one")
     dtypes = {_dtype(v) for v in params.values()}
     if len(dtypes) != 1 or not dtypes <= set(_checks.FLOAT_DTYPES):
         raise TypeError(f"params: got dtypes {sorted(map(str, dtypes))}, expected one of "
@@ -230,13 +235,22 @@ class Optimizer:
 
     def step(self, grads: dict[str, tf.Tensor]) -> None:
         """One update of every variable from ``grads`` (same keys and shapes as params)."""
-        missing = [key for key in self.params if key not in grads]
-        if missing:
-            raise KeyError(f"grads: no gradient for parameter(s) {missing}")
+        _checks.optimizer_grads(grads, self.params)
         weight_decay = self.hyper["weight_decay"]
         pairs = []
         for key, w in self.params.items():
             g = grads[key]
+            if g is None:
+                raise ValueError(f"grads[{key!r}]: got None (the tape saw no path from the "
+                                 f"loss to params[{key!r}]), expected a tensor")
+            if not isinstance(g, (tf.Tensor, tf.IndexedSlices)):
+                g = tf.convert_to_tensor(g, dtype=w.dtype)  # a NumPy array or a number
+            if g.dtype != tf.as_dtype(w.dtype):
+                raise TypeError(f"grads[{key!r}]: got dtype {g.dtype.name}, expected "
+                                f"{tf.as_dtype(w.dtype).name} to match params[{key!r}]")
+            if not g.shape.is_compatible_with(w.shape):
+                raise ValueError(f"grads[{key!r}]: got shape {tuple(g.shape)}, expected "
+                                 f"{tuple(w.shape)} (the shape of params[{key!r}])")
             if weight_decay:
                 g = g + weight_decay * w  # coupled decay: part of the gradient
             pairs.append((g, w))
@@ -248,9 +262,11 @@ class Optimizer:
                 f"implementation={self.implementation!r}, {hyper})")
 
 
-def build_optimizer(name: str, model: object, lr: float = 0.01, implementation: str = "auto",
-                    **hyper: object) -> Optimizer:
-    """The optimizer ``name`` over every trainable variable of ``model`` (see Optimizer)."""
-    if not isinstance(model, Model):
-        raise TypeError(f"model: got {type(model).__name__}, expected a Model from build_model")
-    return Optimizer(name, model.params, lr=lr, implementation=implementation, **hyper)
+def build_optimizer(name: str, params: Model | dict[str, keras.Variable], lr: float = 0.01,
+                    implementation: str = "auto", **hyper: object) -> Optimizer:
+    """The optimizer ``name`` over every trainable variable of a Model, or over a plain dict
+    name -> trainable tf.Variable / keras.Variable (all of one float dtype); step it with
+    ``opt.step(grads)``, grads a dict with the same keys (see Optimizer)."""
+    checked = _checks.optimizer_params(params, Model, "trainable tf.Variable or keras.Variable")
+    return Optimizer(name, params.params if checked is None else checked, lr=lr,
+                     implementation=implementation, **hyper)

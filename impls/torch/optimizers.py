@@ -135,20 +135,60 @@ def _native(name: str, params, lr: float, hyper: dict) -> torch.optim.Optimizer:
                             weight_decay=wd, amsgrad=False)
 
 
-class Optimizer:
-    """What build_optimizer returns: a torch optimizer over a model's parameters.
+def _params(params: object) -> dict[str, torch.Tensor]:
+    """A dict name -> float leaf tensor that requires grad (what torch.optim can update)."""
+    for key, w in params.items():
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"params[{key!r}]: got {type(w).__name__}, expected a torch.Tensor")
+        if w.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"params[{key!r}]: got dtype {str(w.dtype).removeprefix('torch.')}, "
+                            "expected float32 or float64")
+        if not (w.is_leaf and w.requires_grad):
+            raise ValueError(f"params[{key!r}]: got a tensor with is_leaf={w.is_leaf} and "
+                             f"requires_grad={w.requires_grad}, expected a leaf tensor with "
+                             "requires_grad=True (torch.tensor(..., requires_grad=True))")
+    if len({id(w) for w in params.values()}) != len(params):
+        raise ValueError("params: got the same tensor under two names, expected one name each")
+    return params
 
-    ``torch_optimizer`` is the torch.optim.Optimizer that updates the model (native or
-    TextbookOptimizer); ``lr`` reads and sets the learning rate of all its param groups, taking
-    effect at the next step.
+
+def _grad(key: str, g: object, w: torch.Tensor) -> torch.Tensor:
+    """grads[key] as given to step(grads): a tensor of w's shape and dtype (not one that
+    needs grad itself: it becomes w.grad, which torch.optim reads without a graph)."""
+    if not isinstance(g, torch.Tensor):
+        raise TypeError(f"grads[{key!r}]: got {type(g).__name__}, expected a torch.Tensor")
+    if g.dtype != w.dtype:
+        raise TypeError(f"grads[{key!r}]: got dtype {str(g.dtype).removeprefix('torch.')}, "
+                        f"expected {str(w.dtype).removeprefix('torch.')} to match "
+                        f"params[{key!r}]")
+    if g.shape != w.shape:
+        raise ValueError(f"grads[{key!r}]: got shape {tuple(g.shape)}, expected "
+                         f"{tuple(w.shape)} (the shape of params[{key!r}])")
+    return g.detach()
+
+
+class Optimizer:
+    """What build_optimizer returns: a torch optimizer over a model's parameters or a dict.
+
+    ``torch_optimizer`` is the torch.optim.Optimizer that updates the tensors (native or
+    TextbookOptimizer); ``params`` the name -> tensor dict it updates (a Model's
+    named_parameters, or the dict given); ``lr`` reads and sets the learning rate of all its
+    param groups, taking effect at the next step.
+
+    Two ways to step, the first the same in the three backends:
+
+        opt.step(grads)    # grads: a dict name -> tensor with the keys of params; each
+                           # becomes that parameter's .grad (replacing it), then one update
+        opt.step()         # torch's own way: one update from the .grad that backward() left
     """
 
     def __init__(self, name: str, implementation: str, torch_optimizer: torch.optim.Optimizer,
-                 hyper: dict):
+                 hyper: dict, params: dict[str, torch.Tensor] | None = None):
         self.name = name
         self.implementation = implementation  # "native" or "textbook" ("auto" resolved)
         self.torch_optimizer = torch_optimizer
         self.hyper = hyper  # every hyperparameter but lr, defaults filled in
+        self.params = {} if params is None else params
 
     @property
     def lr(self) -> float:
@@ -163,7 +203,14 @@ class Optimizer:
     def zero_grad(self) -> None:
         self.torch_optimizer.zero_grad()
 
-    def step(self) -> None:
+    def step(self, grads: dict[str, torch.Tensor] | None = None) -> None:
+        """One update: from ``grads`` (name -> tensor, the keys of params) if given, each set
+        as the parameter's .grad first; otherwise from the parameters' .grad as they are."""
+        if grads is not None:
+            _checks.optimizer_grads(grads, self.params)
+            checked = {key: _grad(key, grads[key], w) for key, w in self.params.items()}
+            for key, w in self.params.items():
+                w.grad = checked[key].clone()
         self.torch_optimizer.step()
 
     def __repr__(self) -> str:
@@ -172,21 +219,24 @@ class Optimizer:
                 f"implementation={self.implementation!r}, {args})")
 
 
-def build_optimizer(name: str, model: Model, lr: float = 0.01, implementation: str = "auto",
-                    **hyper) -> Optimizer:
-    """Optimizer ``name`` (one of OPTIMIZERS) over ``model``'s parameters.
+def build_optimizer(name: str, params: Model | dict[str, torch.Tensor], lr: float = 0.01,
+                    implementation: str = "auto", **hyper) -> Optimizer:
+    """Optimizer ``name`` (one of OPTIMIZERS) over a Model's parameters, or over a plain dict
+    name -> float leaf tensor with requires_grad; ``opt.step(grads)`` as in every backend, or
+    ``opt.step()`` after ``backward()`` (see Optimizer).
 
     implementation: "native" (torch.optim), "textbook" (TextbookOptimizer) or "auto" (native:
     the two agree unless lr changes mid-run with momentum/nesterov, see the module docstring).
     """
+    checked = _checks.optimizer_params(params, Model, "float leaf tensor with requires_grad")
     lr, hyper = _checks.optimizer(name, lr, implementation, hyper)
-    if not isinstance(model, Model):
-        raise TypeError(f"model: got {type(model).__name__}, expected a Model (build_model)")
+    named = dict(params.named_parameters()) if checked is None else _params(checked)
     if name == "adam":
         hyper["betas"] = (hyper.pop("beta1"), hyper.pop("beta2"))
     resolved = "native" if implementation == "auto" else implementation
+    tensors = list(named.values())
     if resolved == "native":
-        torch_optimizer = _native(name, model.parameters(), lr, hyper)
+        torch_optimizer = _native(name, tensors, lr, hyper)
     else:
-        torch_optimizer = TextbookOptimizer(model.parameters(), name, lr, **hyper)
-    return Optimizer(name, resolved, torch_optimizer, hyper)
+        torch_optimizer = TextbookOptimizer(tensors, name, lr, **hyper)
+    return Optimizer(name, resolved, torch_optimizer, hyper, named)
