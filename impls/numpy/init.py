@@ -6,11 +6,15 @@ canonical layout (conv ``(C_out, C_in, kH, kW)``, linear ``(out, in)``):
 - ``he_normal``: normal, std sqrt(2 / fan_in)
 - ``xavier_normal``: normal, std sqrt(2 / (fan_in + fan_out))
 - ``xavier_uniform``: uniform in +-sqrt(6 / (fan_in + fan_out))
+- ``lecun_normal``: normal, std sqrt(1 / fan_in) (the "Xavier" of "Deep Learning from Scratch")
 - ``normal(STD)``: normal, std STD
+- ``truncated_normal(STD)``: normal, std STD, every value beyond 2 STD redrawn (as
+  ``tf.random.truncated_normal``; its own std is about 0.88 STD)
 
-None is truncated; a conv's fans include its kernel (fan_in = C_in kH kW, fan_out = C_out kH
-kW), as PyTorch and Keras count them. The torch and TensorFlow backends' ``initialize`` draw the
-same distributions with the framework's own initialisers (Keras truncates its normals).
+Only ``truncated_normal(STD)`` is truncated; a conv's fans include its kernel (fan_in = C_in kH
+kW, fan_out = C_out kH kW), as PyTorch and Keras count them. The torch and TensorFlow backends'
+``initialize`` draw the same distributions with the framework's own initialisers, except that
+Keras truncates its He, Glorot and LeCun normals (README, "Initialisers").
 """
 
 from __future__ import annotations
