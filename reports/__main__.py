@@ -16,6 +16,13 @@ from reference.models import MODELS  # noqa: E402
 
 from .bench import add_bench_parser  # noqa: E402
 from .io import write_csv_atomic, write_json_atomic  # noqa: E402
+from .recipes import (  # noqa: E402
+    Given,
+    add_recipe_option,
+    describe,
+    train_settings,
+    train_summary,
+)
 from .runner import DEFAULT_OUT, HelpFormatter, add_run_parser, dataset_option  # noqa: E402
 from .runspec import (  # noqa: E402
     DTYPES,
@@ -41,23 +48,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter)
     p.set_defaults(handler=_run_train, parser=p)
     p.add_argument("--framework", choices=impls.BACKENDS, default="numpy", help="framework")
-    p.add_argument("--model", choices=sorted(MODELS), default="simple_cnn", help="model")
-    p.add_argument("--dataset", choices=DATASETS, default=t["dataset"], help="dataset")
+    add_recipe_option(p)
+    # action=Given: the options a recipe's settings give way to (and that are recorded as its
+    # overrides) are those typed, not the defaults (reports/recipes.py)
+    p.add_argument("--model", choices=sorted(MODELS), default="simple_cnn", action=Given,
+                   help="model (--recipe: the recipe's)")
+    p.add_argument("--dataset", choices=DATASETS, default=t["dataset"], action=Given,
+                   help="dataset (--recipe: the recipe's)")
     p.add_argument("--data-dir", default=None,
                    help="directory of the dataset's files (default: the dataset's own)")
     p.add_argument("--dataset-option", dest="dataset_options", type=dataset_option,
                    action="append", default=None, metavar="KEY=VALUE",
                    help="a dataset option, repeatable (JSON values): n_train=500, "
                         "n_test=200, for synthetic also input_shape=[1,8,8], num_classes=10")
-    p.add_argument("--epochs", type=integer(1), default=t["epochs"], help="epochs")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=t["optimizer"], help="optimizer")
-    p.add_argument("--lr", type=number(0.0, low_open=True), default=t["lr"],
-                   help="learning rate")
-    p.add_argument("--batch-size", type=integer(1), default=t["batch_size"], help="batch size")
+    p.add_argument("--epochs", type=integer(1), default=t["epochs"], action=Given,
+                   help="epochs (--recipe: the recipe's)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=t["optimizer"], action=Given,
+                   help="optimizer (--recipe: the recipe's)")
+    p.add_argument("--lr", type=number(0.0, low_open=True), default=t["lr"], action=Given,
+                   help="learning rate (--recipe: the recipe's)")
+    p.add_argument("--batch-size", type=integer(1), default=t["batch_size"], action=Given,
+                   help="batch size (--recipe: the recipe's)")
     p.add_argument("--seed", type=integer(0), default=t["seed"],
                    help="seeds the initial weights, the batch order and shared dropout masks")
     p.add_argument("--dtype", choices=DTYPES, default=t["dtype"], help="the model's dtype")
     p.add_argument("--implementation", choices=("auto", "native", "textbook"), default="auto",
+                   action=Given,
                    help="the framework's own optimizer, the textbook update written in the "
                         "framework, or native where it equals the textbook (auto)")
     p.add_argument("--momentum", type=number(0.0, high=1.0, high_open=True),
@@ -75,9 +91,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--l2", type=number(0.0),
                    help="the model's L2 term 0.5 * l2 * sum(w**2) in the loss (default: the "
                         "model's own)")
-    p.add_argument("--init", type=init_name, default=t["init"],
+    p.add_argument("--init", type=init_name, default=t["init"], action=Given,
                    help="initialiser: he_normal, xavier_normal, xavier_uniform, normal(STD), "
-                        "or 'model' for the tutorial's own")
+                        "or 'model' for the tutorial's own (--recipe: the recipe's)")
     p.add_argument("--hidden", type=hidden_sizes,
                    help="mlp: hidden sizes, e.g. 100,100,100 (default: the model's own)")
     p.add_argument("--activation", choices=("relu", "sigmoid", "tanh"),
@@ -93,10 +109,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_OUT}/train/<run name>)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none either when stderr is not a terminal)")
-
-
-def _pick(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _train_out(out: Path) -> Path:
@@ -121,24 +133,28 @@ def _run_train(args: argparse.Namespace) -> int:
     from .environment import keep_freed_memory
     from .training import train
 
-    optimizer_options = _pick(args, ("momentum", "alpha", "beta1", "beta2", "eps",
-                                     "weight_decay", "implementation"))
-    model_options = _pick(args, ("hidden", "activation", "batchnorm", "dropout", "init"))
-    if model_options.get("init") == "model":
-        del model_options["init"]
-    if args.l2 is not None:
-        model_options["weight_decay"] = args.l2
+    # the options typed, then the recipe's settings (reports/recipes.py), then the defaults
+    settings, recipe_block = train_settings(args)
     dataset_options = dict(args.dataset_options or [])
     try:
-        check_dataset_options(args.dataset, dataset_options)
+        check_dataset_options(settings["dataset"], dataset_options)
     except (ValueError, TypeError) as err:
         raise UsageError("--dataset-option", str(err)) from None
+    model_options = dict(settings["model_options"])
+    if settings["init"] is not None:
+        model_options["init"] = settings["init"]
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"recipe-{args.recipe}-" if args.recipe else ""
     out = _train_out(args.out or DEFAULT_OUT / "train" / (
-        f"{args.framework}-{args.model}-{args.dataset}-seed{args.seed}-{stamp}"))
+        f"{name}{args.framework}-{settings['model']}-{settings['dataset']}-seed{args.seed}-"
+        f"{stamp}"))
     keep_freed_memory()  # as in the runner's cells (reports/environment.py says why)
+    if recipe_block is not None:
+        print(describe(recipe_block), flush=True)
 
     def save(result: dict) -> None:
+        if recipe_block is not None:
+            result["config"]["recipe"] = recipe_block
         write_json_atomic(out / "results.json", result)
         rows = [{**{k: v for k, v in result["config"].items() if not isinstance(v, dict)},
                  **row} for row in result["epochs"]]
@@ -148,14 +164,19 @@ def _run_train(args: argparse.Namespace) -> int:
               f"train accuracy {row['train_accuracy']:.4f}, "
               f"test accuracy {row['test_accuracy']:.4f}, {row['seconds']:.2f} s", flush=True)
 
-    result = train(args.framework, args.model, args.dataset, data_dir=args.data_dir,
-                   epochs=args.epochs, optimizer=args.optimizer, lr=args.lr,
-                   batch_size=args.batch_size, seed=args.seed, dtype=args.dtype,
+    result = train(args.framework, settings["model"], settings["dataset"],
+                   data_dir=args.data_dir, epochs=settings["epochs"],
+                   optimizer=settings["optimizer"], lr=settings["lr"],
+                   batch_size=settings["batch_size"], seed=args.seed, dtype=args.dtype,
                    shared_masks=args.shared_masks, dataset_options=dataset_options,
                    model_options=model_options,
-                   optimizer_options=optimizer_options,
+                   optimizer_options=settings["optimizer_options"],
                    progress=not args.no_progress and sys.stderr.isatty(), on_epoch=save)
+    if recipe_block is not None:
+        result["config"]["recipe"] = recipe_block
     write_json_atomic(out / "results.json", result)  # the interrupted flag, after Ctrl-C
+    if recipe_block is not None:
+        print(train_summary(recipe_block, result))
     print(f"results: {out / 'results.json'}")
     if result["interrupted"]:
         print(f"interrupted after {len(result['epochs'])} epoch(s); results so far kept",

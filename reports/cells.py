@@ -180,7 +180,10 @@ def train_cell(spec: dict[str, Any], weights_path: str | None = None) -> dict[st
         optimizer=spec["optimizer"], lr=spec["lr"], batch_size=spec["batch_size"],
         seed=spec["seed"], dtype=spec["dtype"], shared_masks=spec["shared_masks"],
         dataset_options=spec["dataset_options"],
-        model_options={} if spec["init"] is None else {"init": spec["init"]})
+        # a recipe run's model and optimizer options (reports/recipes.py); others have none
+        model_options={**spec.get("model_options", {}),
+                       **({} if spec["init"] is None else {"init": spec["init"]})},
+        optimizer_options=spec.get("optimizer_options", {}))
     result = training.fit(session, spec["epochs"], progress=False)
     if result["interrupted"]:
         raise KeyboardInterrupt("training interrupted")

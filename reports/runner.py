@@ -60,6 +60,10 @@ from .environment import THREAD_VARIABLES, environment
 from .io import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from .loadwatch import LoadSampler, is_loaded, load_average, run_load
 from .opbench import OPS
+from .recipes import add_recipe_option
+from .recipes import describe as describe_recipe
+from .recipes import run_config as recipe_run_config
+from .recipes import run_summary as recipe_summary
 from .rundir import DEFAULT_OUT, claim_run_dir, read_records, same_data, saved_run, update_latest
 from .runfile import load_results
 from .runspec import (
@@ -85,11 +89,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # steps of 32 digits)
     "full": {"datasets": ["fashion-mnist"], "models": list(MODELS), "seeds": [0, 1, 2],
              "epochs": 3, "batch_size": 100, "op_preset": "full", "timeout": 0.0},
+    # --recipe NAME (reports/recipes.py): the recipe gives model, dataset and settings; a
+    # tutorial's own epochs take hours, so no time limit
+    "recipe": {"seeds": [0], "op_preset": "quick", "timeout": 0.0},
 }
 # options that define the matrix and its settings: --resume runs the saved ones and refuses these
 MATRIX_OPTIONS = ("full", "frameworks", "models", "datasets", "data_dir", "dataset_options",
                   "epochs", "seeds", "optimizer", "lr", "batch_size", "init", "dtype", "threads",
-                  "no_ops", "ops", "op_preset", "run_id", "out")
+                  "no_ops", "ops", "op_preset", "run_id", "out", "recipe")
 STDERR_TAIL = 4000  # characters of a failed cell's stderr kept in its record
 
 
@@ -166,6 +173,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_command, parser=p)
     p.add_argument("--full", action="store_true",
                    help="the full matrix instead of the quick one")
+    add_recipe_option(p)
     p.add_argument("--frameworks", type=names_arg(impls.BACKENDS), default=None,
                    help="comma-separated frameworks; one not installed is recorded as "
                         f"skipped with a note (default: {','.join(impls.BACKENDS)})")
@@ -332,7 +340,7 @@ def plan(config: dict[str, Any], installed: list[str],
         input_shape, num_classes = dataset_shapes[dataset]
         for model in config["models"]:
             try:
-                resolve(model, input_shape, num_classes)
+                resolve(model, input_shape, num_classes, **config.get("model_options", {}))
                 misfit = None
             except (ValueError, TypeError) as err:
                 misfit = f"{model} does not fit {dataset} {input_shape}: {err}"
@@ -346,7 +354,10 @@ def plan(config: dict[str, Any], installed: list[str],
                         "init": config.get("init"),
                         "data_dir": config["data_dir"],
                         "dataset_options": config["dataset_options"],
-                        "shared_masks": config["shared_masks"], "threads": config["threads"]})
+                        "shared_masks": config["shared_masks"], "threads": config["threads"],
+                        # a recipe's model and optimizer options (other runs have none)
+                        **{key: config[key] for key in ("model_options", "optimizer_options")
+                           if config.get(key)}})
                     specs.append(spec)
                     note = misfit or (None if fw in installed else not_installed(fw))
                     if note:
@@ -839,7 +850,14 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("--baseline-cells", "needs --baseline PATH")
     baseline = None if args.baseline is None else load_results(args.baseline)
     saved = saved_run(args, "run", MATRIX_OPTIONS)
-    config = build_config(args) if saved is None else saved["config"]
+    if saved is not None:
+        config = saved["config"]
+    elif args.recipe is not None:  # the recipe's settings where no option is given
+        config = recipe_run_config(args, build_config)
+    else:
+        config = build_config(args)
+    if config.get("recipe"):
+        print(describe_recipe(config["recipe"]), flush=True)
     preset = PRESETS[config["mode"]]
     timeout = preset["timeout"] if args.timeout is None else args.timeout
     parallel = args.workers > 1 or args.scheduler is not None
@@ -860,6 +878,8 @@ def run_command(args: argparse.Namespace) -> int:
     if results is None:
         return 130
     code = 0 if succeeded(results) else 1
+    if config.get("recipe"):
+        print(recipe_summary(results))
     if baseline is not None:
         comparison = baseline_module.compare(
             results, baseline, max_accuracy_drop=args.max_accuracy_drop,

@@ -152,8 +152,8 @@ def check_config(config: dict[str, Any], where: str = "config") -> None:
     if not isinstance(config, dict):
         raise ValueError(f"{where}: got {type(config).__name__}, expected an object")
     mode = config.get("mode")
-    if mode not in ("quick", "full", "bench"):
-        fail("mode", mode, "'quick', 'full' or 'bench'")
+    if mode not in ("quick", "full", "bench", "recipe"):
+        fail("mode", mode, "'quick', 'full', 'bench' or 'recipe'")
     names("frameworks", impls.BACKENDS)
     names("models", tuple(MODELS))
     if config.get("dtype") not in DTYPES:
@@ -200,6 +200,32 @@ def check_config(config: dict[str, Any], where: str = "config") -> None:
             check_dataset_options(dataset, options)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{where}: dataset_options: {err}") from None
+    check_recipe_config(config, fail)
+
+
+def check_recipe_config(config: dict[str, Any], fail: Callable[[str, object, str], None]
+                        ) -> None:
+    """A recipe run's own keys (reports/recipes.py): its block and its model and optimizer
+    options; a run of another mode has none of them."""
+    from reference.recipes import RECIPES
+
+    block = config.get("recipe")
+    if config["mode"] != "recipe":
+        for key in ("recipe", "model_options", "optimizer_options"):
+            if config.get(key):
+                fail(key, config[key], f"nothing in a {config['mode']!r} run")
+        return
+    if not isinstance(block, dict) or block.get("name") not in RECIPES:
+        fail("recipe", block, f"an object naming one of {', '.join(RECIPES)}")
+    for key in ("stand_in", "comparable"):
+        if not isinstance(block.get(key), bool):
+            fail(f"recipe.{key}", block.get(key), "true or false")
+    for key in ("recipe", "overrides"):
+        if not isinstance(block.get(key), dict):
+            fail(f"recipe.{key}", block.get(key), "an object")
+    for key in ("model_options", "optimizer_options"):
+        if not isinstance(config.get(key), dict):
+            fail(key, config.get(key), "an object")
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
