@@ -152,3 +152,19 @@ def test_backends_agree_on_drawn_examples(op: str) -> None:
                 raise AssertionError(f"{second} vs {first}: {error}") from None
 
     check()
+
+
+def test_conv_strategy_draws_convs_with_and_without_bias() -> None:
+    """b = None (a conv without bias, db None) is part of the conv strategy's space (a quarter
+    of the draws), and the reference then gives no db."""
+    seen = {True: [], False: []}
+
+    @settings(max_examples=40, derandomize=True, database=None)
+    @given(example=STRATEGIES["conv2d"])
+    def draw(example: Example) -> None:
+        seen[example.arrays["b"] is None].append(example)
+
+    draw()
+    assert seen[True] and seen[False], {k: len(v) for k, v in seen.items()}
+    assert "db" not in outputs(reference_ops, seen[True][0], "float64")
+    assert "db" in outputs(reference_ops, seen[False][0], "float64")
