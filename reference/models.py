@@ -8,7 +8,14 @@ NumPy, in the canonical layout, so every backend starts from the same numbers.
 
 Canonical weights are a flat dict of NumPy arrays named like PyTorch's state_dict:
 ``"conv1.weight"`` (C_out, C_in, kH, kW), ``"fc1.weight"`` (out, in) whose input columns are in
-NCHW flatten order (C, H, W), ``"bn1.running_var"``, ...
+the order of the Flatten before it (NCHW (C, H, W) by default; a model built with
+``flatten_order="nhwc"`` flattens (H, W, C), as the NHWC tutorials lay their weights out),
+``"bn1.running_var"``, ... A bias-free conv (``bias=False``) has no ``"convN.bias"``.
+
+Initialiser and L2 coefficient are the model's (``ModelSpec.init``, ``.weight_decay``) unless a
+layer names its own (``Layer.init``, ``Layer.weight_decay``: the CIFAR-10 tutorial decays conv
+weights by 0.005 and dense weights by 0.004); ``resolve(init=..., weight_decay=...)`` overrides
+every layer's.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ class Layer:
     params: dict[str, Any] = field(default_factory=dict)  # constructor keyword arguments
     in_shape: tuple[int, ...] = ()  # per-example input shape, (C, H, W) or (D,)
     out_shape: tuple[int, ...] = ()  # per-example output shape
+    init: str | None = None  # this layer's weight initialiser; None: the model's
+    weight_decay: float | None = None  # this layer's L2 coefficient; None: the model's
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class ModelSpec:
     layers: tuple[Layer, ...]
     init: str  # one of INIT_NAMES, "normal(STD)" or "truncated_normal(STD)"
     weight_decay: float  # L2 term 0.5 * weight_decay * sum of squared weights (not biases)
+    # init and weight_decay are the defaults of the layers that do not name their own
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every canonical array's name and shape, in layer order."""
@@ -52,7 +62,8 @@ class ModelSpec:
             if layer.kind == "Conv2d":
                 k = _pair(p["kernel_size"])
                 shapes[f"{layer.name}.weight"] = (p["out_channels"], p["in_channels"], *k)
-                shapes[f"{layer.name}.bias"] = (p["out_channels"],)
+                if p.get("bias", True):
+                    shapes[f"{layer.name}.bias"] = (p["out_channels"],)
             elif layer.kind == "Linear":
                 shapes[f"{layer.name}.weight"] = (p["out_features"], p["in_features"])
                 shapes[f"{layer.name}.bias"] = (p["out_features"],)
@@ -66,6 +77,26 @@ class ModelSpec:
         return [f"{layer.name}.weight" for layer in self.layers
                 if layer.kind in ("Conv2d", "Linear")]
 
+    def layer_init(self, layer: Layer) -> str:
+        """The initialiser of ``layer``'s weight: its own, else the model's."""
+        return self.init if layer.init is None else layer.init
+
+    def decay(self) -> dict[str, float]:
+        """Each decayed weight's L2 coefficient (its layer's, else the model's), by name."""
+        return {f"{layer.name}.weight": (self.weight_decay if layer.weight_decay is None
+                                         else layer.weight_decay)
+                for layer in self.layers if layer.kind in ("Conv2d", "Linear")}
+
+    def l2_groups(self) -> list[tuple[float, list[str]]]:
+        """The L2 term as (coefficient, weight names) groups, non-zero coefficients only, in
+        layer order: loss = sum over groups of 0.5 * coefficient * sum of w**2, the form
+        every backend's train.py and reference ``loss`` compute."""
+        groups: dict[float, list[str]] = {}
+        for name, coefficient in self.decay().items():
+            if coefficient:
+                groups.setdefault(coefficient, []).append(name)
+        return list(groups.items())
+
     def dropout_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.kind == "Dropout"]
 
@@ -74,9 +105,11 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _conv(name, out_channels, kernel_size, stride=1, padding=0):
+def _conv(name, out_channels, kernel_size, stride=1, padding=0, bias=True, init=None,
+          weight_decay=None):
     return Layer("Conv2d", name, dict(out_channels=out_channels, kernel_size=kernel_size,
-                                      stride=stride, padding=padding))
+                                      stride=stride, padding=padding, bias=bias),
+                 init=init, weight_decay=weight_decay)
 
 
 def _pool(name, kernel_size, stride=None, padding=0):
@@ -84,20 +117,40 @@ def _pool(name, kernel_size, stride=None, padding=0):
                                          padding=padding))
 
 
-def _linear(name, out_features=None):  # None: the number of classes
-    return Layer("Linear", name, dict(out_features=out_features))
+def _linear(name, out_features=None, init=None, weight_decay=None):  # None: the class count
+    return Layer("Linear", name, dict(out_features=out_features), init=init,
+                 weight_decay=weight_decay)
 
 
 def _act(name, kind="ReLU"):
     return Layer(kind, name)
 
 
-def _flatten():
-    return Layer("Flatten", "flatten")
+FLATTEN_ORDERS = ("nchw", "nhwc")
+
+
+def flatten_order(name: str, value: object) -> str:
+    """A Flatten's feature order, checked: "nchw" ((C, H, W), PyTorch's and the canonical
+    order) or "nhwc" ((H, W, C): the order of a tutorial that flattens NHWC activations, whose
+    dense weight columns then load unchanged). The layers of every backend check with it."""
+    if not isinstance(value, str) or value not in FLATTEN_ORDERS:
+        raise ValueError(f"{name}: got {value!r}, expected one of "
+                         f"{', '.join(map(repr, FLATTEN_ORDERS))}")
+    return value
+
+
+def _flatten(order="nchw"):
+    return Layer("Flatten", "flatten", dict(order=flatten_order("flatten_order", order)))
 
 
 def _dropout(name, p):
     return Layer("Dropout", name, dict(p=p))
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: got {value!r}, expected True or False")
+    return bool(value)
 
 
 # TensorFlow's CIFAR-10 tutorial: tf.nn.lrn(depth_radius=4, bias=1.0, alpha=0.001 / 9.0,
@@ -111,41 +164,83 @@ def _simple_cnn() -> tuple[list[Layer], str, float]:
              _linear("fc1", 100), _act("relu2"), _linear("fc2")], "normal(0.01)", 0.0)
 
 
+# The padding of each 3x3 conv of the book's DeepConvNet (deep_convnet.py): the fourth pads 2,
+# so a 28x28 input reaches fc1 as 64 x 4 x 4 = 1024 features.
+_DEEP_CNN_PADS = (1, 1, 1, 2, 1, 1)
+
+
 def _deep_cnn() -> tuple[list[Layer], str, float]:
-    # its DeepConvNet: 3x3 convs padded 1, a max pool after every second conv, He init
+    # its DeepConvNet: 3x3 convs, a max pool after every second conv, He init
     layers: list[Layer] = []
     for block, channels in enumerate((16, 32, 64)):
         for j in range(2):
             i = 2 * block + j + 1
-            layers += [_conv(f"conv{i}", channels, 3, 1, 1), _act(f"relu{i}")]
+            layers += [_conv(f"conv{i}", channels, 3, 1, _DEEP_CNN_PADS[i - 1]),
+                       _act(f"relu{i}")]
         layers.append(_pool(f"pool{block + 1}", 2, 2))
     layers += [_flatten(), _linear("fc1", 50), _act("relu7"), _dropout("dropout1", 0.5),
                _linear("fc2"), _dropout("dropout2", 0.5)]
     return layers, "he_normal", 0.0
 
 
-def _three_layer_cnn() -> tuple[list[Layer], str, float]:
-    # cs231n ThreeLayerConvNet: the 7x7 conv keeps the size (stride 1, pad 3), L2 on weights
-    return ([_conv("conv1", 32, 7, 1, 3), _act("relu1"), _pool("pool1", 2, 2), _flatten(),
-             _linear("fc1", 100), _act("relu2"), _linear("fc2")], "normal(0.001)", 1e-3)
+def _three_layer_cnn(hidden: int = 100, batchnorm: bool = False
+                     ) -> tuple[list[Layer], str, float]:
+    # cs231n ThreeLayerConvNet: the 7x7 conv keeps the size (stride 1, pad 3), L2 on weights.
+    # hidden: the class's hidden_dim (100; the tutorial's training call passes 500);
+    # batchnorm: cs231n's spatial batch norm after the conv, before its ReLU.
+    if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
+        raise ValueError(f"hidden: got {hidden!r}, expected an integer >= 1")
+    layers = [_conv("conv1", 32, 7, 1, 3)]
+    if _flag("batchnorm", batchnorm):
+        layers.append(Layer("BatchNorm2d", "bn1"))
+    layers += [_act("relu1"), _pool("pool1", 2, 2), _flatten(), _linear("fc1", int(hidden)),
+               _act("relu2"), _linear("fc2")]
+    return layers, "normal(0.001)", 1e-3
 
 
-def _signs_cnn() -> tuple[list[Layer], str, float]:
-    # deeplearning.ai course 4 week 1 SIGNS network (Glorot-normal filters in the course)
-    return ([_conv("conv1", 8, 4, 1, "same"), _act("relu1"), _pool("pool1", 8, 8, "same"),
-             _conv("conv2", 16, 2, 1, "same"), _act("relu2"), _pool("pool2", 4, 4, "same"),
-             _flatten(), _linear("fc1")], "xavier_normal", 0.0)
+def _signs_scratch_cnn(flatten_order: str = "nchw") -> tuple[list[Layer], str, float]:
+    # The NumPy SIGNS CNN built from scratch (NHWC): conv 3x3, 10 filters, pad 2, stride 2 ->
+    # ReLU -> max pool 2 with stride 1 (overlapping windows) -> flatten -> dense; He init.
+    return ([_conv("conv1", 10, 3, 2, 2), _act("relu1"), _pool("pool1", 2, 1),
+             _flatten(flatten_order), _linear("fc1")], "he_normal", 0.0)
 
 
-def _cifar_lrn_cnn() -> tuple[list[Layer], str, float]:
-    # The TensorFlow CIFAR-10 tutorial network with its two bugs fixed: the tutorial added the
-    # conv bias AFTER the ReLU (here: conv with bias, then ReLU), and it applied softmax to the
-    # last layer before a loss that expects logits (here: the model returns logits).
-    return ([_conv("conv1", 64, 5, 1, "same"), _act("relu1"), _pool("pool1", 3, 2, "same"),
-             Layer("LocalResponseNorm", "norm1", dict(_TUTORIAL_LRN)),
-             _conv("conv2", 64, 5, 1, "same"), _act("relu2"), _pool("pool2", 3, 2, "same"),
-             Layer("LocalResponseNorm", "norm2", dict(_TUTORIAL_LRN)), _flatten(),
-             _linear("fc1", 256), _act("relu3"), _linear("fc2")], "he_normal", 0.0)
+def _signs_cnn(flatten_order: str = "nchw") -> tuple[list[Layer], str, float]:
+    # deeplearning.ai course 4 week 1 SIGNS network: its convs have no bias (tf.nn.conv2d with
+    # W1, W2 only) and Glorot-normal filters; its dense layer (tf.compat.v1.layers.dense) has
+    # a bias and TF1's default initialiser, Glorot uniform
+    return ([_conv("conv1", 8, 4, 1, "same", bias=False), _act("relu1"),
+             _pool("pool1", 8, 8, "same"),
+             _conv("conv2", 16, 2, 1, "same", bias=False), _act("relu2"),
+             _pool("pool2", 4, 4, "same"),
+             _flatten(flatten_order), _linear("fc1", init="xavier_uniform")],
+            "xavier_normal", 0.0)
+
+
+# The CIFAR-10 tutorial's L2 coefficients: tf.nn.l2_loss(W) * 0.005 on conv weights, * 0.004
+# on dense weights; tf.nn.l2_loss is sum(w**2) / 2, so these are the 0.5 * wd * sum(w**2) form.
+_CIFAR_CONV_DECAY, _CIFAR_DENSE_DECAY = 0.005, 0.004
+
+
+def _cifar_lrn_cnn(norm2: bool = False, flatten_order: str = "nchw"
+                   ) -> tuple[list[Layer], str, float]:
+    # The TensorFlow CIFAR-10 tutorial network (003), its bugs fixed (docs/models.md lists the
+    # deviations): conv 5x5x64 SAME -> ReLU -> max pool 3 s2 SAME -> LRN -> conv 5x5x64 SAME ->
+    # ReLU -> max pool 2 s2 SAME (its helper's default ksize) -> [LRN] -> dense 256 -> ReLU ->
+    # dense. The tutorial computes the second LRN and discards it (its dense layer takes the
+    # pool's output): norm2=False (default) is that network, norm2=True applies the LRN.
+    # Truncated normal stddev 5e-2 for every weight (both helpers' default).
+    conv_decay, dense_decay = _CIFAR_CONV_DECAY, _CIFAR_DENSE_DECAY
+    layers = [_conv("conv1", 64, 5, 1, "same", weight_decay=conv_decay), _act("relu1"),
+              _pool("pool1", 3, 2, "same"),
+              Layer("LocalResponseNorm", "norm1", dict(_TUTORIAL_LRN)),
+              _conv("conv2", 64, 5, 1, "same", weight_decay=conv_decay), _act("relu2"),
+              _pool("pool2", 2, 2, "same")]
+    if _flag("norm2", norm2):
+        layers.append(Layer("LocalResponseNorm", "norm2", dict(_TUTORIAL_LRN)))
+    layers += [_flatten(flatten_order), _linear("fc1", 256, weight_decay=dense_decay),
+               _act("relu3"), _linear("fc2", weight_decay=dense_decay)]
+    return layers, "truncated_normal(0.05)", 0.0
 
 
 def _mlp(hidden: tuple[int, ...] = (100, 100, 100), activation: str = "relu",
@@ -172,6 +267,7 @@ MODELS = {
     "deep_cnn": _deep_cnn,
     "three_layer_cnn": _three_layer_cnn,
     "signs_cnn": _signs_cnn,
+    "signs_scratch_cnn": _signs_scratch_cnn,
     "cifar_lrn_cnn": _cifar_lrn_cnn,
     "mlp": _mlp,
 }
@@ -205,8 +301,11 @@ def resolve(name: str, input_shape: tuple[int, int, int], num_classes: int,
             **options: Any) -> ModelSpec:
     """The model ``name`` for inputs of shape (C, H, W) and ``num_classes`` classes.
 
-    ``init`` and ``weight_decay`` override the tutorial's defaults; ``options`` go to models
-    that take some (``mlp``: hidden, activation, batchnorm, dropout).
+    ``init`` and ``weight_decay`` override the tutorial's, for every layer (a layer's own
+    initialiser or coefficient included); ``options`` go to models that take some (``mlp``:
+    hidden, activation, batchnorm, dropout; ``three_layer_cnn``: hidden, batchnorm;
+    ``cifar_lrn_cnn``: norm2, flatten_order; ``signs_cnn``, ``signs_scratch_cnn``:
+    flatten_order).
     """
     if name not in MODELS:
         raise ValueError(f"name: got {name!r}, expected one of {', '.join(MODELS)}")
@@ -220,11 +319,18 @@ def resolve(name: str, input_shape: tuple[int, int, int], num_classes: int,
         layers, default_init, default_wd = MODELS[name](**options)
     except TypeError as err:
         raise TypeError(f"options: got {sorted(options)} for model {name!r}: {err}") from None
+    if init is not None or weight_decay is not None:  # the caller's, for every layer
+        layers = [replace(layer, init=layer.init if init is None else None,
+                          weight_decay=layer.weight_decay if weight_decay is None else None)
+                  for layer in layers]
     init = default_init if init is None else init
     _check_init(init)
     weight_decay = default_wd if weight_decay is None else float(weight_decay)
     if weight_decay < 0:
         raise ValueError(f"weight_decay: got {weight_decay}, expected >= 0")
+    for layer in layers:
+        if layer.init is not None:
+            _check_init(layer.init)
     shape: tuple[int, ...] = tuple(int(v) for v in input_shape)
     resolved = []
     for layer in layers:
@@ -331,17 +437,18 @@ def initial_weights(spec: ModelSpec, seed: int = 0,
                     dtype: str | np.dtype = "float32") -> dict[str, np.ndarray]:
     """Canonical starting weights: drawn once in NumPy from ``seed``, then cast to ``dtype``.
 
-    Weights follow ``spec.init``; biases and batch-norm beta and running mean start at 0,
+    Weights follow their layer's initialiser (``spec.layer_init``), drawn in layer order from
+    one generator; biases and batch-norm beta and running mean start at 0,
     batch-norm gamma and running variance at 1.
     """
     rng = np.random.default_rng(seed)
     weights = {}
+    layers = {layer.name: layer for layer in spec.layers}
     for name, shape in spec.weight_shapes().items():
-        suffix = name.rsplit(".", 1)[1]
-        is_bn = ".".join(name.split(".")[:-1]) in {
-            layer.name for layer in spec.layers if layer.kind.startswith("BatchNorm")}
-        if suffix == "weight" and not is_bn:
-            value = draw(spec.init, shape, rng)
+        prefix, suffix = name.rsplit(".", 1)
+        layer = layers[prefix]
+        if suffix == "weight" and not layer.kind.startswith("BatchNorm"):
+            value = draw(spec.layer_init(layer), shape, rng)
         elif suffix in ("weight", "running_var"):
             value = np.ones(shape)
         else:
@@ -383,7 +490,8 @@ def forward(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray,
             return np.asarray(weights[f"{name}.{suffix}"], dtype=np.float64)
 
         if kind == "Conv2d":
-            a, _ = ref.conv2d_forward(a, w("weight"), w("bias"), p["stride"], p["padding"])
+            bias = w("bias") if p.get("bias", True) else None
+            a, _ = ref.conv2d_forward(a, w("weight"), bias, p["stride"], p["padding"])
         elif kind == "MaxPool2d":
             a, _ = ref.max_pool2d_forward(a, p["kernel_size"], p["stride"], p["padding"])
         elif kind == "AvgPool2d":
@@ -401,6 +509,8 @@ def forward(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray,
                 a, _ = ref.dropout_forward(a, p["p"], True, masks[layer.name])
         elif kind == "LocalResponseNorm":
             a, _ = ref.local_response_norm_forward(a, **p)
+        elif kind == "Flatten" and p.get("order", "nchw") == "nhwc" and a.ndim == 4:
+            a, _ = ref.flatten_forward(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
         elif kind in ("ReLU", "Sigmoid", "Tanh", "Flatten"):
             a, _ = getattr(ref, f"{kind.lower()}_forward")(a)
         else:
@@ -410,11 +520,15 @@ def forward(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray,
 
 def loss(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
          masks: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
-    """Training-mode loss from the loop reference: mean softmax cross-entropy plus
-    0.5 * weight_decay * sum of the decayed weights squared; and the new running statistics."""
+    """Training-mode loss from the loop reference: mean softmax cross-entropy plus, for each
+    decayed weight, 0.5 * its coefficient (``spec.decay()``) * the sum of its squares; and the
+    new running statistics."""
     from reference import ops as ref
 
     logits, stats = forward(spec, weights, x, training=True, masks=masks)
     data_loss, _ = ref.softmax_cross_entropy(logits, y)
-    l2, _ = ref.l2_regularization([weights[k] for k in spec.decayed()], spec.weight_decay)
+    l2 = 0.0
+    for coefficient, names in spec.l2_groups():
+        term, _ = ref.l2_regularization([weights[k] for k in names], coefficient)
+        l2 += term
     return float(data_loss + l2), stats

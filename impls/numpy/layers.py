@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.models import flatten_order
+
 from .. import _checks
 from . import ops
 
@@ -105,7 +107,7 @@ class Conv2d(Layer):
     ops_pair = (ops.conv2d_forward, ops.conv2d_backward)
     input_grad_optional = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype="float32"):
         super().__init__(stride=stride, padding=padding)
         c_in = _checks.integer("in_channels", in_channels, 1)
@@ -113,7 +115,18 @@ class Conv2d(Layer):
         kh, kw = _checks.int_pair("kernel_size", kernel_size, 1)
         dtype = dtype_arg(dtype)
         self.params["weight"] = _he_normal((c_out, c_in, kh, kw), dtype)
-        self.params["bias"] = np.zeros(c_out, dtype)
+        if _checks.boolean("bias", bias):
+            self.params["bias"] = np.zeros(c_out, dtype)
+
+    def _forward(self, x, training):
+        if "bias" in self.params:
+            return super()._forward(x, training)
+        # bias=False: no bias parameter at all; the op adds none for b=None
+        return ops.conv2d_forward(x, self.params["weight"], None, **self.hyper)
+
+    def _backward(self, dy, cache, input_grad):
+        dx, dw, db = super()._backward(dy, cache, input_grad)
+        return (dx, dw, db) if "bias" in self.params else (dx, dw)  # db is None without bias
 
 
 class Linear(Layer):
@@ -217,7 +230,29 @@ class Tanh(Layer):
 
 
 class Flatten(Layer):
+    """(N, C, H, W) -> (N, D). order="nchw": features (c, h, w), the canonical order;
+    "nhwc": (h, w, c), as a tutorial that flattens NHWC activations (reference.models)."""
+
     ops_pair = (ops.flatten_forward, ops.flatten_backward)
+
+    def __init__(self, order="nchw"):
+        super().__init__()
+        self.order = flatten_order("order", order)
+
+    def _forward(self, x, training):
+        if self.order == "nhwc" and getattr(x, "ndim", 0) == 4:
+            y, cache = ops.flatten_forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+            return y, (cache, True)
+        y, cache = ops.flatten_forward(x)
+        return y, (cache, False)
+
+    def _backward(self, dy, cache, input_grad):
+        cache, channels_last = cache
+        dx = ops.flatten_backward(dy, cache)
+        return (np.ascontiguousarray(dx.transpose(0, 3, 1, 2)) if channels_last else dx,)
+
+    def __repr__(self) -> str:
+        return f"Flatten(order={self.order!r})"
 
 
 class Dropout(Layer):

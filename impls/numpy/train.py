@@ -1,8 +1,9 @@
 """One training step and the loss gradients, with the explicit backward of the NumPy layers.
 
-loss = mean softmax cross-entropy + 0.5 * weight_decay * sum(w^2) over the conv and linear
-weights (``model.spec.decayed()``); the L2 term's gradient, weight_decay * w, is added to those
-weights' gradients after the backward pass.
+loss = mean softmax cross-entropy + sum over the conv and linear weights of 0.5 * c * sum(w^2),
+c each weight's coefficient (``model.spec.l2_groups()``: the model's weight_decay, or its
+layer's own); the L2 term's gradient, c * w, is added to those weights' gradients after the
+backward pass.
 
 The batch is checked before anything runs (_checks.training_batch, the same check and message
 in every backend: x, at least one example, more than one value per batch-norm channel, the
@@ -35,11 +36,14 @@ def _loss_and_grads(model: Model, x: np.ndarray, y: np.ndarray,
     logits = model.forward(x, training=True, masks=masks)  # (N, K)
     data_loss, dlogits = ops.softmax_cross_entropy(logits, y)
     model.backward(dlogits, input_grad=False)
-    decayed = {key: model.params[key] for key in model.spec.decayed()}
-    l2_loss, l2_grads = ops.l2_regularization(decayed, model.spec.weight_decay)
-    for key, g in l2_grads.items():
-        model.grads[key] = model.grads[key] + g
-    return float(data_loss + l2_loss)
+    loss = data_loss  # a scalar of the model's dtype, as each term
+    for coefficient, names in model.spec.l2_groups():
+        l2_loss, l2_grads = ops.l2_regularization({key: model.params[key] for key in names},
+                                                  coefficient)
+        for key, g in l2_grads.items():
+            model.grads[key] = model.grads[key] + g
+        loss = loss + l2_loss
+    return float(loss)
 
 
 def train_step(model: Model, opt: Optimizer, x: np.ndarray, y: np.ndarray,

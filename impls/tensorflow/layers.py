@@ -27,6 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reference.models import flatten_order
+
 from .. import _checks
 from . import ops
 
@@ -75,13 +77,16 @@ def _nchw_probe(input_shape: tuple, dtype: str) -> np.ndarray:
 class Conv2d(keras.layers.Layer):
     """2-D convolution (N, H, W, C_in) -> (N, OH, OW, C_out); kernel (kH, kW, C_in, C_out)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, **kwargs):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.in_channels = _checks.integer("in_channels", in_channels, 1)
         self.out_channels = _checks.integer("out_channels", out_channels, 1)
         self.kernel_size = _checks.int_pair("kernel_size", kernel_size, 1)
         self.stride = _checks.int_pair("stride", stride, 1)
         self.padding = _padding_arg(padding)
+        self.use_bias = _checks.boolean("bias", bias)  # Keras' name (Conv2D(use_bias=...))
+        self.bias = None  # bias=False: no bias variable at all, and the op adds none
 
     def build(self, input_shape):
         x = _nchw_probe(input_shape, self.variable_dtype)
@@ -90,8 +95,9 @@ class Conv2d(keras.layers.Layer):
         _checks.conv2d(x, w, np.zeros(self.out_channels, x.dtype), self.stride, self.padding)
         self.kernel = self.add_weight(shape=(*self.kernel_size, self.in_channels,
                                              self.out_channels), name="kernel")
-        self.bias = self.add_weight(shape=(self.out_channels,), initializer="zeros",
-                                    name="bias")
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.out_channels,), initializer="zeros",
+                                        name="bias")
 
     def call(self, h):
         pads = _pads(self.padding, h, self.kernel_size, self.stride)
@@ -289,14 +295,17 @@ class Tanh(keras.layers.Activation):
 class Flatten(keras.layers.Flatten):
     """(N, H, W, C) -> (N, H * W * C): Keras' Flatten, so the features come in (h, w, c) order.
 
-    PyTorch's (canonical) order is (c, h, w); models.py permutes the rows of the Linear that
-    follows, at the weights' edges, instead of transposing activations back to NCHW here.
-    ``data_format`` is pinned: with Keras' global image_data_format set to "channels_first",
-    Keras' Flatten would first transpose what it takes for NCHW.
+    ``order`` is the canonical feature order of the model (reference.models): "nchw" (c, h, w),
+    PyTorch's, for which models.py permutes the rows of the Linear that follows, at the
+    weights' edges, instead of transposing activations back to NCHW here; "nhwc" (h, w, c),
+    the NHWC tutorials' order, which is this layer's own (no permutation). The computation is
+    the same for both. ``data_format`` is pinned: with Keras' global image_data_format set to
+    "channels_first", Keras' Flatten would first transpose what it takes for NCHW.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, order="nchw", **kwargs):
         super().__init__(data_format="channels_last", **kwargs)
+        self.order = flatten_order("order", order)
 
 
 class Dropout(keras.layers.Layer):

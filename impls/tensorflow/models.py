@@ -114,6 +114,8 @@ class Model(keras.Model):
         for spec_layer, layer in zip(self.spec.layers, self.stack, strict=True):
             if spec_layer.kind in ("Conv2d", "Linear"):
                 pairs = {"weight": layer.kernel, "bias": layer.bias}
+                if layer.bias is None:  # a bias-free conv
+                    del pairs["bias"]
             elif isinstance(layer, _BatchNorm):
                 pairs = {"weight": layer.gamma, "bias": layer.beta,
                          "running_mean": layer.running_mean, "running_var": layer.running_var}
@@ -224,13 +226,15 @@ def _build_layer(layer: reference_models.Layer, dtype: np.dtype) -> keras.layers
 
 def _images(spec: reference_models.ModelSpec):
     """(layer, image) for every layer: image = the (C, H, W) whose flattened features the
-    layer receives in (h, w, c) order (after a Flatten of an image, up to the first Linear
-    included), else None."""
+    layer receives in (h, w, c) order where the canonical order is (c, h, w) (after a Flatten
+    of an image, up to the first Linear included), else None. A Flatten with order "nhwc"
+    has (h, w, c) as its canonical order too: nothing to permute after it."""
     image = None
     for layer in spec.layers:
         if layer.kind == "Flatten" and len(layer.in_shape) == 3:
             yield layer, None
-            image = layer.in_shape
+            nhwc = layer.params.get("order", "nchw") == "nhwc"
+            image = None if nhwc else layer.in_shape
             continue
         yield layer, image
         if layer.kind == "Linear":
@@ -244,7 +248,8 @@ def _layouts(spec: reference_models.ModelSpec) -> dict[str, _Layout]:
         perm = None if image is None else _hwc_order(image)
         if layer.kind == "Conv2d":
             layouts[f"{layer.name}.weight"] = _Layout(axes=(2, 3, 1, 0))
-            layouts[f"{layer.name}.bias"] = _Layout()
+            if layer.params.get("bias", True):
+                layouts[f"{layer.name}.bias"] = _Layout()
         elif layer.kind == "Linear":
             # (out, in) -> (in, out), then the input rows in (h, w, c) order
             layouts[f"{layer.name}.weight"] = _Layout(axes=(1, 0), perm=perm)

@@ -1,7 +1,8 @@
 """One training step (a compiled ``tf.function``) and the loss gradients, by tf.GradientTape.
 
-loss = mean softmax cross-entropy + 0.5 * weight_decay * sum(w^2) over the conv and linear
-weights (``model.spec.decayed()``), both in the graph, so the tape differentiates the L2 term
+loss = mean softmax cross-entropy + 0.5 * c * sum(w^2) for each conv and linear weight, c its
+coefficient (the model's weight_decay or its layer's own: ``model.spec.l2_groups()``), both
+in the graph, so the tape differentiates the L2 term
 too. The sum of squares does not depend on the layout, so it is taken on the TensorFlow-layout
 variables directly.
 
@@ -53,10 +54,9 @@ def _loss(model: Model, x: tf.Tensor, y: tf.Tensor, masks, update_stats: bool) -
     else:
         per_example = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits)
     loss = tf.reduce_mean(per_example)
-    if model.spec.weight_decay:
-        params = model.params
-        loss = loss + ops._l2([params[key] for key in model.spec.decayed()],
-                              model.spec.weight_decay)
+    params = model.params
+    for coefficient, names in model.spec.l2_groups():
+        loss = loss + ops._l2([params[key] for key in names], coefficient)
     return loss
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from reference.models import flatten_order
+
 from .. import _checks
 from . import ops
 
@@ -102,13 +104,14 @@ class Conv2d(_PadFirst, nn.Conv2d):
     refuses stride > 1 (with an even kernel it pads a copy the same way, and warns).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         kernel = _checks.int_pair("kernel_size", kernel_size, 1)
         stride = _checks.int_pair("stride", stride, 1)
         plan = _Padding(padding, kernel, stride)
+        # bias=False: nn.Conv2d's own (no bias parameter; self.bias is None, F.conv2d adds none)
         super().__init__(_checks.integer("in_channels", in_channels, 1),
                          _checks.integer("out_channels", out_channels, 1), kernel, stride,
-                         padding=plan.native or 0)
+                         padding=plan.native or 0, bias=_checks.boolean("bias", bias))
         self._adopt(plan)
 
     def _padded_forward(self, x, pads):
@@ -224,10 +227,24 @@ class Tanh(nn.Tanh):
 
 
 class Flatten(nn.Flatten):
-    """(N, ...) -> (N, D) in C order: NCHW flatten, the canonical Linear column order."""
+    """(N, ...) -> (N, D) in C order: NCHW flatten, the canonical Linear column order.
 
-    def __init__(self):
+    ``order="nhwc"`` flattens an (N, C, H, W) input in (h, w, c) order instead, as a tutorial
+    that flattens NHWC activations (reference.models); nn.Flatten has no such option, so the
+    input is permuted first.
+    """
+
+    def __init__(self, order="nchw"):
         super().__init__(start_dim=1)
+        self.order = flatten_order("order", order)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.order == "nhwc" and x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)
+        return super().forward(x)  # a copy where x is permuted (not contiguous)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, order={self.order!r}"
 
 
 class Dropout(nn.Dropout):

@@ -1,7 +1,8 @@
 """One training step, and the loss gradients without a step, for a Model (eager PyTorch).
 
 The loss is F.cross_entropy (mean softmax cross-entropy through log-softmax) plus the model's
-L2 term 0.5 * weight_decay * sum(w**2) over its conv and linear weights (spec.decayed()).
+L2 term, 0.5 * c * sum(w**2) for each conv and linear weight, c its coefficient (the model's
+weight_decay or its layer's own: spec.l2_groups()).
 Both run in training mode: BatchNorm normalises with the batch statistics, Dropout drops.
 The batch is checked first (_checks.training_batch, shared by the three backends), so a
 refused batch leaves the model and the optimizer as they were.
@@ -43,12 +44,12 @@ def _batch(model: Model, x: object, y: object) -> tuple[torch.Tensor, torch.Tens
 
 
 def _loss(model: Model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean softmax cross-entropy + 0.5 * weight_decay * sum of the decayed weights squared."""
+    """Mean softmax cross-entropy + 0.5 * c * sum of the squares of each decayed weight."""
     loss = F.cross_entropy(model(x), y)
-    if model.spec.weight_decay:
-        params = dict(model.named_parameters())
-        l2 = sum(torch.sum(params[name] ** 2) for name in model.spec.decayed())
-        loss = loss + 0.5 * model.spec.weight_decay * l2
+    params = dict(model.named_parameters())
+    for coefficient, names in model.spec.l2_groups():
+        l2 = sum(torch.sum(params[name] ** 2) for name in names)
+        loss = loss + 0.5 * coefficient * l2
     return loss
 
 
