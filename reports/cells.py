@@ -64,6 +64,8 @@ TUTORIAL_INPUTS: dict[str, tuple[tuple[int, int, int], int]] = {
     "three_layer_cnn": ((3, 32, 32), 10),
     # deeplearning.ai course 4 week 1: the SIGNS images, 64x64 RGB, 6 signs
     "signs_cnn": ((3, 64, 64), 6),
+    # the NumPy-from-scratch SIGNS CNN: the same images
+    "signs_scratch_cnn": ((3, 64, 64), 6),
     # the TensorFlow CIFAR-10 network as the project's tutorial feeds it: whole CIFAR-10 images
     # (its placeholder is [None, 32, 32, 3]); TensorFlow's own cifar10 example crops to 24x24
     "cifar_lrn_cnn": ((3, 32, 32), 10),
