@@ -418,6 +418,11 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
     "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
 }
 IMPLEMENTATIONS = ("auto", "textbook", "native")
+# The forms each rule can take, "textbook" (docs/models.md's table) first, the default. Adam's
+# "eps_hat" (tutorial 002, Keras' Adam, TF1's tf.train.AdamOptimizer): lr_t = lr sqrt(1 - b2^t)
+# / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps), eps on the UNcorrected sqrt(v).
+OPTIMIZER_FORMS: dict[str, tuple[str, ...]] = {name: ("textbook",) for name in OPTIMIZER_DEFAULTS}
+OPTIMIZER_FORMS["adam"] = ("textbook", "eps_hat")
 
 _UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
 _POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)
@@ -461,6 +466,22 @@ def optimizer(name: object, lr: object, implementation: object,
         # Nesterov's look-ahead needs a momentum (torch.optim.SGD refuses 0 too)
         raise ValueError("momentum: got 0.0, expected a number in (0, 1) for nesterov")
     return lr, checked
+
+
+def optimizer_form(name: str, form: object, implementation: str,
+                   native_forms: tuple[str, ...]) -> str:
+    """Check build_optimizer's ``form`` (after ``optimizer`` checked name and implementation):
+    one of OPTIMIZER_FORMS[name]; "native" only where the framework has a class for that form
+    (``native_forms``: the forms of ``name`` that the backend's native optimizer computes or is
+    configured as, "textbook" included where it is only close, as documented)."""
+    forms = OPTIMIZER_FORMS[name]
+    if not isinstance(form, str) or form not in forms:
+        raise ValueError(f"form: got {form!r}, expected one of {', '.join(map(repr, forms))} "
+                         f"for the {name} optimizer")
+    if implementation == "native" and form not in native_forms:
+        raise ValueError(f"implementation: got 'native' with form {form!r}, expected 'auto' "
+                         f"or 'textbook' (this framework has no {name} of that form)")
+    return form
 
 
 def optimizer_params(params: object, model_type: type, what: str) -> dict | None:

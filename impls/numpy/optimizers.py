@@ -12,7 +12,9 @@ the names to them. Coupled weight decay is added to the gradient before the rule
 
 ``implementation`` is accepted for symmetry with the framework backends, which offer
 "native" (torch.optim / keras.optimizers) and "textbook" (this file, mirrored with their tensor
-ops); NumPy has only the textbook, so "auto", "textbook" and "native" all mean it.
+ops); NumPy has only the textbook, so "auto", "textbook" and "native" all mean it. ``form``
+picks a variant of a rule (_checks.OPTIMIZER_FORMS): Adam's "eps_hat" is tutorial 002's and
+Keras' (``_adam_eps_hat``).
 
 The rules update in place (``m *= b1; m += ...``) rather than ``m[...] = b1 * m + ...``: the
 same arithmetic in the same order, with fewer temporaries.
@@ -22,6 +24,8 @@ model stays float32 through every update.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -99,13 +103,31 @@ def _adam(w, g, state, lr, hp):
     w -= step
 
 
+def _adam_eps_hat(w, g, state, lr, hp):
+    # form "eps_hat" (tutorial 002, Keras' Adam): m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
+    # lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps)   (eps uncorrected)
+    b1, b2 = hp["beta1"], hp["beta2"]
+    m, v = _zeros(state, "m", w), _zeros(state, "v", w)
+    t = state["t"] = state.get("t", 0) + 1
+    m += (1 - b1) * (g - m)
+    v += (1 - b2) * (g * g - v)
+    lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+    denominator = np.sqrt(v)
+    denominator += hp["eps"]
+    step = m * lr_t
+    step /= denominator
+    w -= step
+
+
+# (name, form) -> rule
 _RULES = {
-    "sgd": _sgd,
-    "momentum": _momentum,
-    "nesterov": _nesterov,
-    "adagrad": _adagrad,
-    "rmsprop": _rmsprop,
-    "adam": _adam,
+    ("sgd", "textbook"): _sgd,
+    ("momentum", "textbook"): _momentum,
+    ("nesterov", "textbook"): _nesterov,
+    ("adagrad", "textbook"): _adagrad,
+    ("rmsprop", "textbook"): _rmsprop,
+    ("adam", "textbook"): _adam,
+    ("adam", "eps_hat"): _adam_eps_hat,
 }
 
 
@@ -135,15 +157,18 @@ def _params(params: object) -> dict[str, np.ndarray]:
 class Optimizer:
     """One textbook rule applied to a dict of parameter arrays, updated in place.
 
-    ``Optimizer(name, params, lr=0.01, implementation="auto", **hyper)``: ``params`` maps
-    names to the model's own arrays (``model.params``); ``step(grads)`` applies one update
-    from a dict with the same keys. ``lr`` can be read and set between steps; ``hyper`` holds
+    ``Optimizer(name, params, lr=0.01, implementation="auto", form="textbook", **hyper)``:
+    ``params`` maps names to arrays (``model.params`` or a plain dict); ``step(grads)`` applies
+    one update from a dict with the same keys. ``form``: one of _checks.OPTIMIZER_FORMS[name]
+    (adam: "textbook" or "eps_hat"). ``lr`` can be read and set between steps; ``hyper`` holds
     the resolved hyperparameters, ``state[name]`` each parameter's accumulators.
     """
 
     def __init__(self, name: str, params: dict[str, np.ndarray], lr: float = 0.01,
-                 implementation: str = "auto", **hyper: object):
+                 implementation: str = "auto", form: str = "textbook", **hyper: object):
         lr, self.hyper = _checks.optimizer(name, lr, implementation, hyper)
+        self.form = _checks.optimizer_form(name, form, implementation,
+                                           _checks.OPTIMIZER_FORMS[name])
         self.name = name
         self.implementation = "textbook"  # the only one NumPy has
         self.lr = lr
@@ -160,7 +185,7 @@ class Optimizer:
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """One update of every parameter from ``grads`` (same keys and shapes as params)."""
-        rule, weight_decay = _RULES[self.name], self.hyper["weight_decay"]
+        rule, weight_decay = _RULES[self.name, self.form], self.hyper["weight_decay"]
         _checks.optimizer_grads(grads, self.params)
         for key, w in self.params.items():
             g = _checks.float_array(f"grads[{key!r}]", grads[key], like=w,
@@ -172,15 +197,16 @@ class Optimizer:
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
-        return f"Optimizer({self.name!r}, lr={self.lr!r}, {hyper})"
+        return f"Optimizer({self.name!r}, lr={self.lr!r}, form={self.form!r}, {hyper})"
 
 
 def build_optimizer(name: str, params: Model | dict[str, np.ndarray], lr: float = 0.01,
-                    implementation: str = "auto", **hyper: object) -> Optimizer:
+                    implementation: str = "auto", form: str = "textbook",
+                    **hyper: object) -> Optimizer:
     """The optimizer ``name`` over every trainable array of a Model, or over a plain dict
     name -> float ndarray (each updated in place); step it with ``opt.step(grads)``, grads a
-    dict with the same keys (see Optimizer)."""
+    dict with the same keys. ``form``: "textbook" or, for adam, "eps_hat" (see Optimizer)."""
     checked = _checks.optimizer_params(params, Model, "float ndarray (updated in place)")
     if checked is None:
         checked = params.params
-    return Optimizer(name, checked, lr=lr, implementation=implementation, **hyper)
+    return Optimizer(name, checked, lr=lr, implementation=implementation, form=form, **hyper)

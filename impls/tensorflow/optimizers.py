@@ -60,9 +60,11 @@ OPTIMIZERS = tuple(_checks.OPTIMIZER_DEFAULTS)
 # shared by the three backends).
 HYPERPARAMETERS = _checks.OPTIMIZER_DEFAULTS
 IMPLEMENTATIONS = _checks.IMPLEMENTATIONS
-# "auto": native where Keras computes the textbook update (see the table above)
-_AUTO = {"sgd": "native", "momentum": "native", "nesterov": "native",
-         "adagrad": "textbook", "rmsprop": "textbook", "adam": "textbook"}
+# "auto", per (name, form): native where Keras computes that form (see the table above)
+_AUTO = {("sgd", "textbook"): "native", ("momentum", "textbook"): "native",
+         ("nesterov", "textbook"): "native", ("adagrad", "textbook"): "textbook",
+         ("rmsprop", "textbook"): "textbook", ("adam", "textbook"): "textbook",
+         ("adam", "eps_hat"): "native"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,9 +81,11 @@ class _Textbook(keras.optimizers.Optimizer):
     _STATE = {"sgd": (), "momentum": ("v",), "nesterov": ("v",), "adagrad": ("h",),
               "rmsprop": ("h",), "adam": ("m", "v")}
 
-    def __init__(self, rule: str, learning_rate, hyper: dict[str, float]):
+    def __init__(self, rule: str, learning_rate, hyper: dict[str, float],
+                 form: str = "textbook"):
         super().__init__(learning_rate=learning_rate, name=f"textbook_{rule}")
         self.rule = rule
+        self.form = form
         self.hyper = dict(hyper)
 
     def build(self, variables):
@@ -96,7 +100,8 @@ class _Textbook(keras.optimizers.Optimizer):
         g = tf.cast(gradient, variable.dtype)
         index = self._get_variable_index(variable)
         state = {key: slots[index] for key, slots in self._slots.items()}
-        getattr(self, f"_{self.rule}")(variable, g, lr, **state)
+        rule = self.rule if self.form == "textbook" else f"{self.rule}_{self.form}"
+        getattr(self, f"_{rule}")(variable, g, lr, **state)
 
     def _sgd(self, w, g, lr):
         # w -= lr g
@@ -138,6 +143,20 @@ class _Textbook(keras.optimizers.Optimizer):
         c2 = tf.cast(1 - tf.pow(tf.constant(b2, tf.float64), t), w.dtype)
         self.assign_sub(w, lr * (m / c1) / (tf.sqrt(v / c2) + self.hyper["eps"]))
 
+    def _adam_eps_hat(self, w, g, lr, m, v):
+        # form "eps_hat" (tutorial 002; Keras' Adam line for line): m += (1 - b1)(g - m);
+        # v += (1 - b2)(g^2 - v); lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);
+        # w -= lr_t m / (sqrt(v) + eps)   (eps on the UNcorrected sqrt(v))
+        b1, b2 = self.hyper["beta1"], self.hyper["beta2"]
+        t = tf.cast(self.iterations + 1, tf.float64)
+        self.assign_add(m, (1 - b1) * (g - m))
+        self.assign_add(v, (1 - b2) * (g * g - v))
+        # the bias corrections in float64, then cast (as _adam)
+        c1 = 1 - tf.pow(tf.constant(b1, tf.float64), t)
+        c2 = 1 - tf.pow(tf.constant(b2, tf.float64), t)
+        lr_t = lr * tf.cast(tf.sqrt(c2) / c1, w.dtype)
+        self.assign_sub(w, m * lr_t / (tf.sqrt(v) + self.hyper["eps"]))
+
 
 def _native(name: str, learning_rate, hyper: dict[str, float],
             dtype: np.dtype) -> keras.optimizers.Optimizer:
@@ -162,9 +181,16 @@ def _native(name: str, learning_rate, hyper: dict[str, float],
 # argument checks
 
 
-def _implementation(name: str, implementation: str) -> str:
-    """"native" or "textbook" ("auto" resolved for ``name``)."""
-    return _AUTO[name] if implementation == "auto" else implementation
+def _implementation(name: str, implementation: str, form: str) -> str:
+    """"native" or "textbook" ("auto" resolved for ``name`` and ``form``)."""
+    return _AUTO[name, form] if implementation == "auto" else implementation
+
+
+def _native_forms(name: str) -> tuple[str, ...]:
+    """The forms for which implementation="native" is accepted: Keras' Adam IS the eps-hat
+    form and the closest to the textbook one; every other Keras class is close to the
+    textbook (the table above)."""
+    return ("textbook", "eps_hat") if name == "adam" else ("textbook",)
 
 
 def _dtype(variable) -> np.dtype:
@@ -207,10 +233,11 @@ class Optimizer:
     """
 
     def __init__(self, name: str, params: dict[str, keras.Variable], lr: float = 0.01,
-                 implementation: str = "auto", **hyper: object):
+                 implementation: str = "auto", form: str = "textbook", **hyper: object):
         lr, self.hyper = _checks.optimizer(name, lr, implementation, hyper)
+        self.form = _checks.optimizer_form(name, form, implementation, _native_forms(name))
         self.name = name
-        self.implementation = _implementation(name, implementation)
+        self.implementation = _implementation(name, implementation, self.form)
         self.params = _params(params)
         self.dtype = _dtype(next(iter(self.params.values())))
         self._lr_variable = tf.Variable(0.0, dtype=self.dtype, trainable=False, name="lr")
@@ -220,7 +247,7 @@ class Optimizer:
         if self.implementation == "native":
             self.keras_optimizer = _native(self.name, learning_rate, rule_hyper, self.dtype)
         else:
-            self.keras_optimizer = _Textbook(self.name, learning_rate, rule_hyper)
+            self.keras_optimizer = _Textbook(self.name, learning_rate, rule_hyper, self.form)
         self.keras_optimizer.build(list(self.params.values()))
         self.compiled_step = None  # train.py's tf.function for this optimizer and its model
 
@@ -259,14 +286,16 @@ class Optimizer:
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         return (f"Optimizer({self.name!r}, lr={self.lr!r}, "
-                f"implementation={self.implementation!r}, {hyper})")
+                f"implementation={self.implementation!r}, form={self.form!r}, {hyper})")
 
 
 def build_optimizer(name: str, params: Model | dict[str, keras.Variable], lr: float = 0.01,
-                    implementation: str = "auto", **hyper: object) -> Optimizer:
+                    implementation: str = "auto", form: str = "textbook",
+                    **hyper: object) -> Optimizer:
     """The optimizer ``name`` over every trainable variable of a Model, or over a plain dict
     name -> trainable tf.Variable / keras.Variable (all of one float dtype); step it with
-    ``opt.step(grads)``, grads a dict with the same keys (see Optimizer)."""
+    ``opt.step(grads)``, grads a dict with the same keys. ``form``: "textbook" or, for adam,
+    "eps_hat", which "auto" runs as Keras' own Adam (see Optimizer)."""
     checked = _checks.optimizer_params(params, Model, "trainable tf.Variable or keras.Variable")
     return Optimizer(name, params.params if checked is None else checked, lr=lr,
-                     implementation=implementation, **hyper)
+                     implementation=implementation, form=form, **hyper)

@@ -30,6 +30,8 @@ momentum). Choose implementation="textbook" for textbook behaviour under an lr s
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import _checks
@@ -58,11 +60,13 @@ class TextbookOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params, rule: str, lr: float, momentum: float = 0.0,
                  alpha: float = 0.99, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+                 eps: float = 1e-8, weight_decay: float = 0.0, form: str = "textbook"):
         if rule not in OPTIMIZERS:
             raise ValueError(f"rule: got {rule!r}, expected one of {', '.join(OPTIMIZERS)}")
+        form = _checks.optimizer_form(rule, form, "textbook", ())
         super().__init__(params, dict(rule=rule, lr=lr, momentum=momentum, alpha=alpha,
-                                      betas=betas, eps=eps, weight_decay=weight_decay))
+                                      betas=betas, eps=eps, weight_decay=weight_decay,
+                                      form=form))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -109,6 +113,14 @@ class TextbookOptimizer(torch.optim.Optimizer):
         m, v = self._zeros(state, w, "m", "v")
         b1, b2 = group["betas"]
         state["t"] = t = state.get("t", 0) + 1
+        if group["form"] == "eps_hat":
+            # m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v); lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);
+            # w -= lr_t m / (sqrt(v) + eps): eps on the UNcorrected sqrt(v) (002, Keras)
+            m.add_((1 - b1) * (g - m))
+            v.add_((1 - b2) * (g * g - v))
+            lr_t = group["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            w.sub_(m * lr_t / (v.sqrt() + group["eps"]))
+            return
         m.mul_(b1).add_((1 - b1) * g)  # m = b1 m + (1 - b1) g
         v.mul_(b2).add_((1 - b2) * g * g)  # v = b2 v + (1 - b2) g^2
         m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
@@ -117,6 +129,10 @@ class TextbookOptimizer(torch.optim.Optimizer):
 
 # ---------------------------------------------------------------------------------------------
 # building one
+
+
+# The forms torch.optim's classes compute (the textbook's, for every rule; no eps-hat Adam).
+_NATIVE_FORMS = ("textbook",)
 
 
 def _native(name: str, params, lr: float, hyper: dict) -> torch.optim.Optimizer:
@@ -183,9 +199,11 @@ class Optimizer:
     """
 
     def __init__(self, name: str, implementation: str, torch_optimizer: torch.optim.Optimizer,
-                 hyper: dict, params: dict[str, torch.Tensor] | None = None):
+                 hyper: dict, params: dict[str, torch.Tensor] | None = None,
+                 form: str = "textbook"):
         self.name = name
         self.implementation = implementation  # "native" or "textbook" ("auto" resolved)
+        self.form = form  # "textbook", or adam's "eps_hat"
         self.torch_optimizer = torch_optimizer
         self.hyper = hyper  # every hyperparameter but lr, defaults filled in
         self.params = {} if params is None else params
@@ -216,27 +234,34 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         return (f"Optimizer({self.name!r}, lr={self.lr!r}, "
-                f"implementation={self.implementation!r}, {args})")
+                f"implementation={self.implementation!r}, form={self.form!r}, {args})")
 
 
 def build_optimizer(name: str, params: Model | dict[str, torch.Tensor], lr: float = 0.01,
-                    implementation: str = "auto", **hyper) -> Optimizer:
+                    implementation: str = "auto", form: str = "textbook",
+                    **hyper) -> Optimizer:
     """Optimizer ``name`` (one of OPTIMIZERS) over a Model's parameters, or over a plain dict
     name -> float leaf tensor with requires_grad; ``opt.step(grads)`` as in every backend, or
     ``opt.step()`` after ``backward()`` (see Optimizer).
 
     implementation: "native" (torch.optim), "textbook" (TextbookOptimizer) or "auto" (native:
     the two agree unless lr changes mid-run with momentum/nesterov, see the module docstring).
+    form: "textbook", or for adam "eps_hat" (tutorial 002's and Keras' Adam), which torch.optim
+    has no class for: "auto" gives TextbookOptimizer, "native" is refused.
     """
     checked = _checks.optimizer_params(params, Model, "float leaf tensor with requires_grad")
     lr, hyper = _checks.optimizer(name, lr, implementation, hyper)
+    form = _checks.optimizer_form(name, form, implementation, _NATIVE_FORMS)
     named = dict(params.named_parameters()) if checked is None else _params(checked)
     if name == "adam":
         hyper["betas"] = (hyper.pop("beta1"), hyper.pop("beta2"))
-    resolved = "native" if implementation == "auto" else implementation
+    if implementation == "auto":
+        resolved = "native" if form in _NATIVE_FORMS else "textbook"
+    else:
+        resolved = implementation
     tensors = list(named.values())
     if resolved == "native":
         torch_optimizer = _native(name, tensors, lr, hyper)
     else:
-        torch_optimizer = TextbookOptimizer(tensors, name, lr, **hyper)
-    return Optimizer(name, resolved, torch_optimizer, hyper, named)
+        torch_optimizer = TextbookOptimizer(tensors, name, lr, form=form, **hyper)
+    return Optimizer(name, resolved, torch_optimizer, hyper, named, form)
