@@ -139,10 +139,17 @@ def describe(b: dict[str, Any]) -> str:
         text += f"; {b['label']}"
     if b["overrides"]:
         text += "; overrides: " + ", ".join(
-            f"{k} {v['used']} (recipe: {v['recipe']})" for k, v in b["overrides"].items())
+            f"{k} {_value(v['used'])} (recipe: {_value(v['recipe'])})"
+            for k, v in b["overrides"].items())
     if b["comparable"]:
         text += "; the tutorial's settings and data"
     return text
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
 
 
 def describe_reported(reported: dict[str, Any]) -> str:

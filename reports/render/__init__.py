@@ -47,6 +47,7 @@ from .notes import (
     openblas_warning,
     read_defects,
 )
+from .recipe import recipe_banner, recipe_section
 from .training import (
     baseline_section,
     coincide_note,
@@ -102,9 +103,10 @@ def build(run_dir: str | os.PathLike) -> tuple[str, list, list[Section], dict[st
 
     run_id = str(results.get("run_id") or run_dir.name)
     title = f"cnn-rosetta {'comparison' if training else 'benchmark'}: run {run_id}"
-    top = [*load_banner(results), *openblas_warning(environment)]
+    top = [*load_banner(results), *openblas_warning(environment), *recipe_banner(results)]
     sections = [
         verdict_section(results, s if training else s.iloc[0:0], bench, run_id),
+        recipe_section(results, s),  # None unless the run is a recipe's (render/recipe.py)
         measured_section(results),
         *([bench_section(bench, times, environment, images)] if steps else []),
         *([summary_section(s)] if training else []),

@@ -62,6 +62,9 @@ def measured_section(results: dict) -> Section:
     else:
         section.add(Para("results.json lists no cells."))
     config = results.get("config")
+    if isinstance(config, dict) and isinstance(config.get("recipe"), dict):
+        # a recipe run's block has a section of its own (render/recipe.py): named, not dumped
+        config = {**config, "recipe": config["recipe"].get("name")}
     if config:
         section.add(Para("The run's configuration (", code("results.json"), " → ",
                          code("config"), "):"), key_value_table(config))
