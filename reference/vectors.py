@@ -22,6 +22,16 @@ by hand. Fields:
   ``"tolerance"`` (e.g. a value printed to 8 decimals next to one printed in full).
 - ``printed_reproduced_with`` (optional): ``{"inputs": {name: spec}}``: input overrides under
   which the numeric ``printed`` values come out, i.e. the tutorial's bug expressed as data.
+- ``mistake`` (optional): ``{"function": name}`` or ``{"function": name, "raises": "ValueError"}``
+  when the tutorial's mistake is not an input override: ``name`` is a key of
+  ``reference.tutorial_mistakes.MISTAKES``, a function that does what the tutorial's code does
+  (mistake included) on the vector's inputs; ``reference.tutorial_mistakes.run_mistake(vector)``
+  returns its outputs under the names ``run`` uses, and ``failures(vector, ops,
+  field="by_mistake", outputs=run_mistake(vector))`` compares them. A check's optional
+  ``"by_mistake"`` is the value the tutorial's code gives there (the code prints nothing, or
+  prints the same as ``printed``); ``"raises"`` names the exception the code raises instead.
+- Fields other than these are data a test reads itself (e.g. ``autodiff_dlogits``: the
+  gradient autodiff gives through the tutorial's loss expression).
 - ``notes``: conventions, tutorial bugs, why a value differs from the printed one.
 
 Array specs: a nested list or number (float64); ``{"ints": [...]}`` (int64, e.g. class labels);
@@ -200,15 +210,18 @@ def _describe(check: dict) -> str:
     return text
 
 
-def failures(vector: dict, ops: ModuleType, field: str = "value",
-             inputs: dict | None = None, dtype: np.dtype = np.float64) -> list[str]:
-    """Every check of ``vector`` whose ``field`` ("value" or "printed") ``ops`` misses.
+def failures(vector: dict, ops: ModuleType | None, field: str = "value",
+             inputs: dict | None = None, dtype: np.dtype = np.float64,
+             outputs: dict | None = None) -> list[str]:
+    """Every check of ``vector`` whose ``field`` ("value", "printed" or "by_mistake") ``ops``
+    misses (or ``outputs``, when given: outputs computed elsewhere, e.g. by a tutorial mistake).
 
     Checks without a numeric ``field`` are skipped; an empty list means all agree within the
     vector's tolerance. Use ``field="printed"`` with ``inputs=build_inputs(vector,
     vector["printed_reproduced_with"]["inputs"])`` to confirm a tutorial bug's explanation.
     """
-    outputs = run(vector, ops, inputs=inputs, dtype=dtype)
+    if outputs is None:
+        outputs = run(vector, ops, inputs=inputs, dtype=dtype)
     problems = []
     for check in vector["expected"]:
         want = check.get(field)
