@@ -1,7 +1,8 @@
 """The comparison report, rebuilt from a run directory's saved results alone.
 
-``render(run_dir)`` reads ``results.json``, ``environment.json`` and (if present)
-``baseline.json`` (docs/results.md), and writes ``report.md`` with its ``plots/*.png``,
+``render(run_dir)`` reads ``results.json``, ``environment.json``, (if present)
+``baseline.json`` (docs/results.md) and the first conv's filters from ``weights/*.npz``
+(reports/filters.py), and writes ``report.md`` with its ``plots/*.png``,
 a self-contained ``report.html`` (plots inlined as base64 PNG, CSS inline, no scripts, nothing
 fetched) and the side-by-side code pages ``code/*.html``. It never runs or imports a backend.
 
@@ -19,7 +20,7 @@ import base64
 import os
 from pathlib import Path
 
-from .. import codepages, plots
+from .. import codepages, filters, plots
 from ..io import write_bytes_atomic, write_text_atomic
 from .bench import bench_section, op_rates, op_ratio_table, ops_section, thread_table
 from .data import (
@@ -93,6 +94,8 @@ def build(run_dir: str | os.PathLike) -> tuple[str, list, list[Section], dict[st
              "reference_speedup": plots.speedup_bars(speedup),
              "parity": plots.parity(rows, tolerance)}
     images = {name: png for name, png in drawn.items() if png is not None}
+    filter_sets = filters.filter_sets(run_dir, results, environment) if training else []
+    images.update(filters.images(filter_sets))
 
     parity = plots.parity_info(rows)
     parity["tolerance"] = tolerance
@@ -114,6 +117,7 @@ def build(run_dir: str | os.PathLike) -> tuple[str, list, list[Section], dict[st
         *([curves_section(images, coincide), speed_section(images)] if training else []),
         ops_section(times, speedup, images, op_rates(rows)),
         *([parity_section(images, parity), baseline_section(s, baseline)] if training else []),
+        filters.filters_section(filter_sets, images),
         defects_section(read_defects()),
         definitions_section(train=training, steps=steps),
         environment_section(environment),
@@ -125,8 +129,8 @@ def render(run_dir: str | os.PathLike) -> dict[str, Path]:
     """Write report.md, plots/*.png, report.html and code/*.html into ``run_dir``.
 
     Returns ``{path relative to run_dir: absolute path}`` of every file written. Reads only
-    results.json, environment.json and baseline.json (and the project's source files for the
-    code pages); runs and imports no backend.
+    results.json, environment.json, baseline.json and weights/*.npz (and the project's source
+    files for the code pages); runs and imports no backend.
     """
     run_dir = Path(run_dir).resolve()
     title, top, sections, images = build(run_dir)
