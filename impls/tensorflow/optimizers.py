@@ -9,8 +9,10 @@
 allows; "textbook" = docs/models.md's table written with TensorFlow ops (``_Textbook``, a Keras
 optimizer whose ``update_step`` is the table, so both run the same way inside ``tf.function``);
 "auto" = native for sgd, momentum and nesterov (identical to the textbook), textbook for
-adagrad, rmsprop and adam. How Keras 3.15 differs (keras/src/optimizers/*.py, each row
-confirmed by a test in parity_tests/test_tensorflow_models.py):
+adagrad, rmsprop and adam, and native for adam with ``form="eps_hat"`` (Keras' Adam IS that
+form: tutorial 002's, see docs/models.md; ``_Textbook._adam_eps_hat`` is the same in TF ops).
+How Keras 3.15 differs (keras/src/optimizers/*.py, each row confirmed by a test in
+parity_tests/test_tensorflow_models.py):
 
 | name | native | Keras' update | versus the textbook |
 | --- | --- | --- | --- |

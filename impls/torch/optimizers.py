@@ -13,7 +13,9 @@ parity tests confirm):
   sqrt(1 - b2^t) + eps), the textbook update up to rounding (sqrt(v) / sqrt(c) vs sqrt(v / c))
 
 "auto" is native for all six: with a constant learning rate every native update equals the
-textbook one to rounding. One difference remains, when the learning rate CHANGES mid-run:
+textbook one to rounding. Adam's ``form="eps_hat"`` (tutorial 002's and Keras' Adam, eps on the
+uncorrected sqrt(v)) has no torch.optim class: "auto" runs TextbookOptimizer's eps-hat branch
+and "native" is refused. One difference remains, when the learning rate CHANGES mid-run:
 torch's momentum keeps the velocity in gradient units and applies the current lr to all of it,
 
     torch     momentum:  b = momentum b + g;       w -= lr_t b
