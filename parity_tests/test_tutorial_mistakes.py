@@ -298,6 +298,40 @@ def test_002_print_schedules():
     assert first_acc > 0.9
 
 
+def test_002_batch_softmax_loss_floor(backend):
+    """002's softmax normalises a whole batch at once: the mean cross-entropy of a batch of 100
+    is then at least ln 100 = 4.61, so its printed losses (0.14 to 0.26) cannot come from it;
+    a per-row softmax (every backend) gives them easily."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 10, size=100)
+    logits = rng.standard_normal((100, 10))
+    logits[np.arange(100), labels] += 5.0  # a net that is mostly right
+    t = np.eye(10)[labels]
+    whole_batch = tm.dlfs_cross_entropy_error(tm.dlfs_softmax(logits), t)
+    assert whole_batch >= math.log(100)
+    per_row, _ = backend.softmax_cross_entropy(logits, labels)
+    assert float(per_row) < 0.3  # like the printed losses
+    assert float(per_row) == pytest.approx(tm.dlfs_cross_entropy_error(
+        ops.softmax_forward(logits)[0], t), abs=1e-5)  # 002's delta 1e-7 aside
+    printed = [float(line.rsplit(", ", 1)[1]) for line in PRINTED_4_4]
+    assert max(printed) < math.log(100)
+
+
+def test_002_cross_entropy_integer_labels(backend):
+    """002's batch cross_entropy_error multiplies t * log(y): the integer labels §6.6 and §7.2
+    pass (load_mnist without one_hot_label) do not broadcast; every backend takes them."""
+    rng = np.random.default_rng(3)
+    logits, labels = rng.standard_normal((128, 10)), rng.integers(0, 10, size=128)
+    y, _ = ops.softmax_forward(logits)
+    with pytest.raises(ValueError, match="broadcast"):
+        tm.dlfs_cross_entropy_error(y, labels)
+    loss, _ = backend.softmax_cross_entropy(logits, labels)
+    one_hot, _ = backend.softmax_cross_entropy(logits, np.eye(10)[labels])
+    assert float(loss) == pytest.approx(float(one_hot), rel=1e-12)
+    assert float(loss) == pytest.approx(tm.dlfs_cross_entropy_error(y, np.eye(10)[labels]),
+                                        abs=1e-5)
+
+
 def test_002_broadcast_case3():
     a, b = np.array([[3.0, 0.0], [6.0, 5.0]]), np.array([10.0, 2.0])
     np.testing.assert_array_equal(a * b, [[30.0, 0.0], [60.0, 10.0]])

@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "Mistake", "CATALOGUE", "catalogue_table", "MISTAKES", "run_mistake",
     "CAP_000", "CAP_002", "CLIP_000", "ADD_000", "ADD_002",
+    "dlfs_softmax", "dlfs_cross_entropy_error",
     "dlfs_relu_forward", "dlfs_relu_backward", "tutorial_conv_backward_nhwc",
     "cs231n_conv_backward_naive", "tutorial_max_pool_backward_nhwc",
     "cross_entropy_000", "cross_entropy_002", "autodiff_dlogits_000", "autodiff_dlogits_002",
@@ -111,6 +112,26 @@ def autodiff_dlogits_002(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         q = y[row, label]
         grad[row] = -1.0 / (q + ADD_002) / n * q * ((np.arange(z.shape[1]) == label) - y[row])
     return grad
+
+
+# --- 002's softmax and cross-entropy -------------------------------------------------------------
+
+def dlfs_softmax(x: np.ndarray) -> np.ndarray:
+    """002 §3.3 softmax as shown: C = np.max(x), exp(x - C) / np.sum(exp(x - C)), over the WHOLE
+    array: on a batch (N, K) the rows share one normaliser and sum to 1 together, not each."""
+    c = np.max(x)
+    exp_a = np.exp(x - c)
+    return exp_a / np.sum(exp_a)
+
+
+def dlfs_cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
+    """002 §4.1 batch cross_entropy_error as shown: -sum(t * log(y + 1e-7)) / batch. It takes
+    one-hot t only: integer labels (N,) against y (N, K) fail to broadcast (ValueError)."""
+    if y.ndim == 1:
+        t = t.reshape(1, t.size)
+        y = y.reshape(1, y.size)
+    batch_size = y.shape[0]
+    return float(-np.sum(t * np.log(y + ADD_002)) / batch_size)
 
 
 # --- 002's ReLU layer ---------------------------------------------------------------------------
@@ -320,6 +341,7 @@ def _softmax_fed_as_logits(inputs: dict, params: dict) -> dict:
 
 # name -> function(inputs, params) -> outputs, for vectors with a "mistake" field
 MISTAKES: dict[str, Callable[[dict, dict], dict]] = {
+    "dlfs_softmax": lambda inputs, params: {"y": dlfs_softmax(inputs["x"])},
     "dlfs_relu": _relu_sets_one,
     "tutorial_conv_backward": _conv_backward(True),
     "dlai_conv_backward": _conv_backward(False),
@@ -402,6 +424,20 @@ CATALOGUE: tuple[Mistake, ...] = (
             "1 written for 0 in the forward (the backward is right but overwrites the caller's "
             "dout in place)",
             "vector dlfs_relu_forward_writes_one; test_dlfs_relu_backward_overwrites_dout"),
+    Mistake("002-softmax-whole-batch", T002, "§3.3 softmax (used by §4.4, §5.5 on batches)",
+            "train losses 0.143 to 0.257 (§4.4) with this softmax on batches of 100",
+            "a softmax per row; with one normaliser for the whole batch the mean cross-entropy "
+            "is at least ln 100 = 4.61, so those losses cannot come from it",
+            "np.max(x) and np.sum(exp_a) over the whole array, not per row",
+            "vector dlfs_softmax_whole_array; test_002_batch_softmax_loss_floor"),
+    Mistake("002-cross-entropy-integer-labels", T002, "§4.1 cross_entropy_error (batch), "
+            "§6.6, §7.2",
+            "(figures only) the optimizer and weight-decay runs load MNIST without "
+            "one_hot_label",
+            "a loss that takes integer labels (SoftmaxWithLoss.backward does)",
+            "-sum(t * log(y + 1e-7)): integer labels (128,) against y (128, 10) raise "
+            "ValueError",
+            "test_002_cross_entropy_integer_labels"),
     Mistake("000-epoch-cost-loss-plus-loss", T000, "Adam.minimize",
             "Cost after epoch i: 2 × the last minibatch's loss",
             "the mean loss over the epoch's minibatches (weighted by their sizes)",
