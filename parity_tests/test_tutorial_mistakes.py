@@ -404,3 +404,31 @@ def test_catalogue_rows_are_checked():
 def test_run_mistake_refuses_a_vector_without_one():
     with pytest.raises(ValueError, match="vector: got mistake None"):
         tm.run_mistake(vectors.load("hand_mse"))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tm.cross_entropy_000([[0.0, 1.0]], np.array([0])), TypeError,
+     "logits: got list .*expected a float NumPy array"),
+    (lambda: tm.cross_entropy_002(np.zeros((1, 2)), np.array([2])), ValueError,
+     r"labels: got .*expected 1 classes in \[0, 2\)"),
+    (lambda: tm.tutorial_conv_backward_nhwc(np.zeros((1, 2, 2, 3)), np.zeros((1, 3, 3, 2)),
+                                            np.zeros((2, 2, 2, 4)), 1, 0), ValueError,
+     "dz: got .*expected 1 images and 4 channels"),
+    (lambda: tm.cs231n_conv_backward_naive(np.zeros((1, 1, 2, 2)), np.zeros((1, 2, 3, 3)),
+                                           np.zeros((1, 2, 2, 2)), 0, 0), ValueError,
+     "stride: got 0, expected an integer >= 1"),
+    (lambda: tm.epoch_cost([1.0, 2.0], [4]), ValueError,
+     "batch_sizes: got .*expected 2 positive integers"),
+    (lambda: tm.dlai_epoch_cost([1.0], 10, 64), ValueError,
+     "m: got 10, expected an integer >= 64"),
+    (lambda: tm.batch_mean_accuracy([0.5, 1.0], 2), ValueError, "correct: got .*expected 0/1"),
+    (lambda: tm.print_schedule(10, 60, True), TypeError, "batch_size: got bool True"),
+    (lambda: tm.adam_epoch_cost_000([]), ValueError, "batch_losses: got .*non-empty"),
+    (lambda: tm.softmax_fed_as_logits_floor(1), ValueError, "num_classes: got 1"),
+    (lambda: tm.dlfs_relu_backward(np.zeros(3), np.zeros(3)), ValueError,
+     "mask: got .*expected a bool array of shape"),
+    (lambda: tm.catalogue_table(["row"]), TypeError, "catalogue: got list"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

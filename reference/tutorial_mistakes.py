@@ -51,6 +51,61 @@ CAP_000 = -math.log(CLIP_000 + ADD_000)  # 20.72226633661...
 CAP_002 = -math.log(ADD_002)  # 16.11809565095...
 
 
+# --- argument checks (the same "name: got ..., expected ..." errors as impls/_checks.py) ----------
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _float_array(name: str, value: object, ndims: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        raise TypeError(f"{name}: got {_describe(value)}, expected a float NumPy array")
+    if value.ndim not in ndims:
+        raise ValueError(f"{name}: got shape {value.shape}, expected "
+                         f"{' or '.join(str(d) for d in ndims)} dimensions")
+    return value
+
+
+def _int(name: str, value: object, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: got {_describe(value)}, expected an integer >= {low}")
+    if value < low:
+        raise ValueError(f"{name}: got {value!r}, expected an integer >= {low}")
+    return int(value)
+
+
+def _numbers(name: str, values: object) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: got {_describe(values)}, expected a sequence of "
+                        "numbers") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name}: got {_describe(values)}, expected a non-empty 1-D sequence "
+                         "of numbers")
+    return array
+
+
+def _labels(name: str, labels: object, logits: np.ndarray) -> np.ndarray:
+    n, k = logits.shape
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu":
+        raise TypeError(f"{name}: got {_describe(labels)}, expected integer classes of "
+                        f"shape ({n},)")
+    if labels.shape != (n,) or (n and (labels.min() < 0 or labels.max() >= k)):
+        raise ValueError(f"{name}: got {_describe(labels)}, expected {n} classes in "
+                         f"[0, {k})")
+    return labels
+
+
+def _logits_labels(logits: object, labels: object) -> tuple[np.ndarray, np.ndarray]:
+    z = _float_array("logits", logits, (2,)).astype(np.float64)
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"logits: got shape {z.shape}, expected (N, K) with N, K >= 1")
+    return z, _labels("labels", labels, z)
+
+
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -66,7 +121,7 @@ def cross_entropy_000(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np
     """000's softmaxloss: softmax, clip to [1e-12, 1 - 1e-12], loss -mean log(p + 1e-9) of the
     true class, gradient (clipped p - one-hot) / N: the loss is capped at CAP_000; the gradient
     sees the clip only as a shift of at most 1e-12 / N."""
-    z = np.asarray(logits, dtype=np.float64)
+    z, labels = _logits_labels(logits, labels)
     n = z.shape[0]
     p = np.clip(_softmax_rows(z), CLIP_000, 1.0 - CLIP_000)
     loss = -np.sum(_one_hot(labels, z.shape[1]) * np.log(p + ADD_000)) / n
@@ -78,7 +133,7 @@ def cross_entropy_000(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np
 def cross_entropy_002(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """002's SoftmaxWithLoss: loss -mean log(y + 1e-7) of the true class (capped at CAP_002),
     backward (y - t) / N on the unclipped softmax y: exactly the true gradient."""
-    z = np.asarray(logits, dtype=np.float64)
+    z, labels = _logits_labels(logits, labels)
     n = z.shape[0]
     y = _softmax_rows(z)
     t = _one_hot(labels, z.shape[1])
@@ -89,7 +144,7 @@ def cross_entropy_002(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np
 def autodiff_dlogits_000(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """What autodiff gives through 000's loss expression: d/dz of -mean log(clip(p) + 1e-9).
     Once the true class's p is below the clip it is a constant, and the gradient is exactly 0."""
-    z = np.asarray(logits, dtype=np.float64)
+    z, labels = _logits_labels(logits, labels)
     n = z.shape[0]
     p = _softmax_rows(z)
     grad = np.zeros_like(z)
@@ -104,7 +159,7 @@ def autodiff_dlogits_000(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def autodiff_dlogits_002(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """What autodiff gives through 002's loss expression -mean log(y + 1e-7): the true gradient
     scaled by y / (y + 1e-7), which goes to 0 with y (4e-11 at a margin of 40)."""
-    z = np.asarray(logits, dtype=np.float64)
+    z, labels = _logits_labels(logits, labels)
     n = z.shape[0]
     y = _softmax_rows(z)
     grad = np.zeros_like(z)
@@ -119,6 +174,7 @@ def autodiff_dlogits_002(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def dlfs_softmax(x: np.ndarray) -> np.ndarray:
     """002 §3.3 softmax as shown: C = np.max(x), exp(x - C) / np.sum(exp(x - C)), over the WHOLE
     array: on a batch (N, K) the rows share one normaliser and sum to 1 together, not each."""
+    _float_array("x", x, (1, 2))
     c = np.max(x)
     exp_a = np.exp(x - c)
     return exp_a / np.sum(exp_a)
@@ -127,6 +183,9 @@ def dlfs_softmax(x: np.ndarray) -> np.ndarray:
 def dlfs_cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
     """002 §4.1 batch cross_entropy_error as shown: -sum(t * log(y + 1e-7)) / batch. It takes
     one-hot t only: integer labels (N,) against y (N, K) fail to broadcast (ValueError)."""
+    _float_array("y", y, (1, 2))
+    if not isinstance(t, np.ndarray):
+        raise TypeError(f"t: got {_describe(t)}, expected a NumPy array")
     if y.ndim == 1:
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
@@ -139,6 +198,7 @@ def dlfs_cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
 def dlfs_relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """002 §5.2.1 Relu.forward: mask = x <= 0, out = x.copy(), out[mask] = 1 (the bug: it
     should be 0). Returns (out, mask)."""
+    _float_array("x", x, tuple(range(1, 5)))
     mask = x <= 0
     out = x.copy()
     out[mask] = 1
@@ -148,11 +208,29 @@ def dlfs_relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def dlfs_relu_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """002 §5.2.1 Relu.backward: dout[mask] = 0, dx = dout. Right values, but it overwrites the
     caller's dout in place and returns that same array."""
+    _float_array("dout", dout, tuple(range(1, 5)))
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != dout.shape:
+        raise ValueError(f"mask: got {_describe(mask)}, expected a bool array of shape "
+                         f"{dout.shape}")
     dout[mask] = 0
     return dout
 
 
 # --- the deeplearning.ai-style NHWC loops (000, 003, 004) and cs231n's (001) ---------------------
+
+def _conv_args(dy: object, x: object, w: object, stride: object, pad: object, dy_name: str,
+               x_name: str, channels_axis: int, filters_axis: int, in_axis: int) -> None:
+    for name, value in ((dy_name, dy), (x_name, x), ("w", w)):
+        _float_array(name, value, (4,))
+    _int("stride", stride, 1)
+    _int("pad", pad, 0)
+    if x.shape[channels_axis] != w.shape[in_axis]:
+        raise ValueError(f"w: got {_describe(w)}, expected {x.shape[channels_axis]} input "
+                         f"channels like {x_name}")
+    if dy.shape[channels_axis] != w.shape[filters_axis] or dy.shape[0] != x.shape[0]:
+        raise ValueError(f"{dy_name}: got {_describe(dy)}, expected {x.shape[0]} images and "
+                         f"{w.shape[filters_axis]} channels (one per filter)")
+
 
 def tutorial_conv_backward_nhwc(dz: np.ndarray, a_prev: np.ndarray, w: np.ndarray,
                                 stride: int, pad: int,
@@ -164,6 +242,8 @@ def tutorial_conv_backward_nhwc(dz: np.ndarray, a_prev: np.ndarray, w: np.ndarra
     pad:-pad, :]``, which is empty at pad 0: assigning it raises ValueError ("could not
     broadcast input array from shape (0,0,C)").
     """
+    _conv_args(dz, a_prev, w, stride, pad, "dz", "a_prev", channels_axis=3, filters_axis=3,
+               in_axis=2)
     m = a_prev.shape[0]
     f, _, _, n_c = w.shape
     _, n_h, n_w, _ = dz.shape
@@ -191,6 +271,8 @@ def cs231n_conv_backward_naive(dout: np.ndarray, x: np.ndarray, w: np.ndarray,
                                stride: int, pad: int) -> tuple[np.ndarray, ...]:
     """001 §1.1.3 conv_backward_naive (NCHW): right for pad >= 1; at pad 0 its last step
     ``dx = dx_pad[:, :, pad:-pad, pad:-pad]`` returns an empty (N, C, 0, 0) array, silently."""
+    _conv_args(dout, x, w, stride, pad, "dout", "x", channels_axis=1, filters_axis=0,
+               in_axis=1)
     n, _, h, wd = x.shape
     f, _, hh, ww = w.shape
     h_out = 1 + (h + 2 * pad - hh) // stride
@@ -218,7 +300,14 @@ def tutorial_max_pool_backward_nhwc(da: np.ndarray, a_prev: np.ndarray, f: int, 
     every tied maximum gets the whole gradient (a window of k equal maxima passes k * dy back,
     though moving all of them by eps moves the output by eps only); 004's pool_backward also
     starts its windows at h (``stride_in_backward=False``)."""
-    m, _, _, _ = a_prev.shape
+    _float_array("da", da, (4,))
+    _float_array("a_prev", a_prev, (4,))
+    _int("f", f, 1)
+    _int("stride", stride, 1)
+    if da.shape[0] != a_prev.shape[0] or da.shape[3] != a_prev.shape[3]:
+        raise ValueError(f"da: got {_describe(da)}, expected {a_prev.shape[0]} images and "
+                         f"{a_prev.shape[3]} channels like a_prev")
+    m = a_prev.shape[0]
     _, n_h, n_w, n_c = da.shape
     step = stride if stride_in_backward else 1
     da_prev = np.zeros_like(a_prev)
@@ -238,6 +327,7 @@ def tutorial_max_pool_backward_nhwc(da: np.ndarray, a_prev: np.ndarray, f: int, 
 def adam_epoch_cost_000(batch_losses: Sequence[float]) -> float:
     """000's Adam.minimize: per minibatch ``loss, grads = self.model.fit(...)`` then
     ``loss += loss``: the printed epoch cost is twice the LAST minibatch's loss."""
+    batch_losses = _numbers("batch_losses", batch_losses)
     loss = 0.0
     for batch_loss in batch_losses:
         loss = float(batch_loss)  # loss, grads = self.model.fit(minibatch_X, minibatch_Y)
@@ -247,14 +337,21 @@ def adam_epoch_cost_000(batch_losses: Sequence[float]) -> float:
 
 def epoch_cost(batch_losses: Sequence[float], batch_sizes: Sequence[int]) -> float:
     """The mean loss over the epoch's examples: each minibatch's mean loss weighted by its size."""
-    sizes = np.asarray(batch_sizes, dtype=np.float64)
-    return float(np.dot(np.asarray(batch_losses, dtype=np.float64), sizes) / sizes.sum())
+    losses = _numbers("batch_losses", batch_losses)
+    sizes = _numbers("batch_sizes", batch_sizes)
+    if sizes.shape != losses.shape or np.any(sizes < 1) or np.any(sizes != np.round(sizes)):
+        raise ValueError(f"batch_sizes: got {_describe(batch_sizes)}, expected "
+                         f"{losses.size} positive integers (one per batch loss)")
+    return float(np.dot(losses, sizes) / sizes.sum())
 
 
 def dlai_epoch_cost(batch_costs: Sequence[float], m: int, minibatch_size: int) -> float:
     """004's model(): ``minibatch_cost += temp_cost / num_minibatches`` with num_minibatches =
     int(m / minibatch_size), while random_mini_batches also yields the last, partial batch
     (1080 / 64: 17 batches, divided by 16), every batch weighted alike."""
+    batch_costs = _numbers("batch_costs", batch_costs)
+    _int("minibatch_size", minibatch_size, 1)
+    _int("m", m, minibatch_size)
     num_minibatches = int(m / minibatch_size)
     cost = 0.0
     for temp_cost in batch_costs:
@@ -265,7 +362,11 @@ def dlai_epoch_cost(batch_costs: Sequence[float], m: int, minibatch_size: int) -
 def batch_mean_accuracy(correct: np.ndarray, batch_size: int) -> float:
     """003's val/test accuracy: the mean of the per-batch accuracies, the last (short) batch
     weighted like a full one; the accuracy is mean(correct)."""
-    correct = np.asarray(correct, dtype=np.float64)
+    correct = _numbers("correct", correct)
+    if np.any((correct != 0) & (correct != 1)):
+        raise ValueError(f"correct: got {_describe(correct)}, expected 0/1 (or bool) per "
+                         "example")
+    _int("batch_size", batch_size, 1)
     accs = [correct[i:i + batch_size].mean() for i in range(0, correct.shape[0], batch_size)]
     return float(np.mean(accs))
 
@@ -273,6 +374,9 @@ def batch_mean_accuracy(correct: np.ndarray, batch_size: int) -> float:
 def print_schedule(iters: int, train_size: int, batch_size: int) -> list[int]:
     """The iterations at which 002's two-layer-net loops print (``i % iter_per_epoch == 0`` with
     iter_per_epoch = max(train_size / batch_size, 1), a float)."""
+    for name, value in (("iters", iters), ("train_size", train_size),
+                        ("batch_size", batch_size)):
+        _int(name, value, 1)
     iter_per_epoch = max(train_size / batch_size, 1)
     return [i for i in range(iters) if i % iter_per_epoch == 0]
 
@@ -280,6 +384,10 @@ def print_schedule(iters: int, train_size: int, batch_size: int) -> list[int]:
 def broadcast_case3_as_printed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """002 §1.2.2 Case 3, as printed: a * b broadcast over rows, except that the second row's
     first product is taken with the second column's factor (6 * 2 = 12 where 6 * 10 = 60)."""
+    _float_array("a", a, (2,))
+    _float_array("b", b, (1,))
+    if a.shape != (2, 2) or b.shape != (2,):
+        raise ValueError(f"a, b: got shapes {a.shape} and {b.shape}, expected (2, 2) and (2,)")
     out = a * b
     out[1, 0] = a[1, 0] * b[1]
     return out
@@ -288,6 +396,7 @@ def broadcast_case3_as_printed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def softmax_fed_as_logits_floor(num_classes: int) -> float:
     """003's CIFAR-10 loss feeds softmax probabilities to softmax_cross_entropy_with_logits: at
     best (probability 1 on the true class) the loss is -log(e / (e + K - 1)) = ln(1 + (K-1)/e)."""
+    _int("num_classes", num_classes, 2)
     return math.log(1.0 + (num_classes - 1) / math.e)
 
 
@@ -552,6 +661,8 @@ def _cell(text: str) -> str:
 
 def catalogue_table(catalogue: Sequence[Mistake] = CATALOGUE) -> str:
     """The catalogue as the Markdown table of README "## The tutorials' bugs"."""
+    if not all(isinstance(row, Mistake) for row in catalogue):
+        raise TypeError(f"catalogue: got {_describe(catalogue)}, expected a sequence of Mistake")
     names = [f.name for f in fields(Mistake)]
     header = "| " + " | ".join(names) + " |"
     rule = "| " + " | ".join("---" for _ in names) + " |"
