@@ -310,3 +310,12 @@ def test_a_run_without_a_recipe_has_no_recipe_section(tmp_path):
     _, top, sections, _ = build(tmp_path)
     assert all(s.title != "Tutorial vs measured" for s in sections)
     assert not any("stand-in" in str(b) for b in top)
+
+
+def test_a_recipe_run_resumes_with_its_saved_settings(recipe_run, capsys):
+    assert main(["run", "--resume", str(recipe_run), "--recipe", "two_layer_net"]) == 2
+    assert "argument --resume: --recipe would change the run" in capsys.readouterr().err
+    assert main(["run", "--resume", str(recipe_run), "--no-render", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 cells (1 already done, 0 skipped, 0 to run" in printed
+    assert "recipe two_layer_net: the tutorial's test accuracy 94.35 %" in printed
