@@ -649,7 +649,8 @@ CATALOGUE: tuple[Mistake, ...] = (
     Mistake("004-epoch-cost-divisor", T004, "§5 model(): minibatch_cost",
             "the cost per epoch, e.g. 'cost 1.9082637503743172' at epoch 0",
             "the mean over the 1080 images: 16 batches of 64 and one of 56",
-            "each of the 17 batch costs divided by int(1080 / 64) = 16: 17/16 of the mean "
+            "each of the 17 batch costs (the course's random_mini_batches, not shown, keeps "
+            "the partial last batch) divided by int(1080 / 64) = 16: 17/16 of the mean "
             "for equal batch costs",
             "test_004_epoch_cost_divisor"),
 )
