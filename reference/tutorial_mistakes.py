@@ -347,8 +347,9 @@ def epoch_cost(batch_losses: Sequence[float], batch_sizes: Sequence[int]) -> flo
 
 def dlai_epoch_cost(batch_costs: Sequence[float], m: int, minibatch_size: int) -> float:
     """004's model(): ``minibatch_cost += temp_cost / num_minibatches`` with num_minibatches =
-    int(m / minibatch_size), while random_mini_batches also yields the last, partial batch
-    (1080 / 64: 17 batches, divided by 16), every batch weighted alike."""
+    int(m / minibatch_size), while random_mini_batches (the course's cnn_utils, not shown in the
+    text) also yields the last, partial batch (1080 / 64: 17 batches, divided by 16), every
+    batch weighted alike."""
     batch_costs = _numbers("batch_costs", batch_costs)
     _int("minibatch_size", minibatch_size, 1)
     _int("m", m, minibatch_size)
