@@ -432,3 +432,17 @@ def test_run_mistake_refuses_a_vector_without_one():
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_003_bias_after_relu(backend):
+    """003's conv2d adds the bias after the ReLU: with a negative bias its 'activations' are
+    negative; relu(conv + b), on every backend, never is."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    b = np.array([-1.0, -0.5, 0.5, 1.0])
+    conv, _ = backend.conv2d_forward(x, w, np.zeros(4), 1, 1)
+    relu_conv, _ = backend.relu_forward(conv)
+    as_written = relu_conv + b[None, :, None, None]
+    right, _ = backend.relu_forward(backend.conv2d_forward(x, w, b, 1, 1)[0])
+    assert as_written.min() == pytest.approx(-1.0) and right.min() == 0.0
+    assert np.abs(as_written - right).max() > 0.4

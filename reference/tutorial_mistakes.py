@@ -630,6 +630,12 @@ CATALOGUE: tuple[Mistake, ...] = (
             "an arithmetic slip: 328 is 49 less than the sum of the nine printed terms (the "
             "figure's pixel values are not in the text)",
             "test_003_edge_operator_sum"),
+    Mistake("003-bias-after-relu", T003, "§6.2 conv2d (and §4's add(conv, b) notation)",
+            "tf.add(tf.nn.relu(conv), b): where the conv is negative the output is b, below 0 "
+            "for b < 0",
+            "relu(conv + b) >= 0",
+            "the bias is added after the activation",
+            "test_003_bias_after_relu"),
     Mistake("003-softmax-fed-as-logits", T003, "§6.2 build_model / loss",
             "tf.nn.softmax(fc) passed as logits to softmax_cross_entropy_with_logits_v2",
             "logits into the loss: a confident right answer costs about 0",
