@@ -15,6 +15,7 @@ from impls.data import DATASETS  # noqa: E402
 from reference.models import MODELS  # noqa: E402
 
 from .bench import add_bench_parser  # noqa: E402
+from .experiments import add_experiment_parser  # noqa: E402
 from .io import write_csv_atomic, write_json_atomic  # noqa: E402
 from .recipes import (  # noqa: E402
     Given,
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     _add_cell(sub)
     _add_render(sub)
+    add_experiment_parser(sub)
     return parser
 
 

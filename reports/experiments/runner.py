@@ -1,0 +1,264 @@
+"""``python -m reports experiment NAME``: run one experiment in every framework, write its run dir.
+
+Each framework runs in its own process (``python -m reports.experiments.runner SPEC OUT``, as
+the comparison report's cells do: PyTorch and TensorFlow in one process slow each other down),
+one after the other, with ``--threads`` compute threads (default 1: these networks are tiny, and
+one thread per process was faster than two on this 2-core machine). Every process builds its
+model from the same canonical weights (reference.models.initial_weights from the seed), walks
+the same batches (impls.data.batches with the seed) and draws the same dropout masks
+(train_step's rng). The run directory is written once everything has run, every file
+atomically, results.json last: a directory with a results.json is a finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import impls
+
+from .. import io
+from ..environment import environment
+from ..rundir import DEFAULT_OUT
+from ..runspec import UsageError, integer
+from . import NAMES, common, get
+
+STDERR_TAIL = 2000
+
+
+# ---------------------------------------------------------------------------------------------
+# one framework, in this process (the worker)
+
+
+def run_here(name: str, framework: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Run experiment ``name`` in ``framework`` in this process: {"rows", "tables", ...}."""
+    start = time.perf_counter()
+    result = get(name).run(framework, config)
+    return {"status": "ok", "rows": result["rows"], "tables": result.get("tables", {}),
+            "seconds": time.perf_counter() - start, "detail": result.get("seconds", {}),
+            "environment": environment(framework)}
+
+
+def worker_main(argv: list[str]) -> int:
+    """``python -m reports.experiments.runner SPEC OUT``: the spec's experiment in its framework,
+    the result written to OUT as JSON (atomically); status 1 and the error there on a failure."""
+    spec_path, out_path = Path(argv[0]), Path(argv[1])
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    from ..cells import configure_threads
+
+    try:
+        configure_threads(spec["framework"], spec["threads"])
+        result = run_here(spec["name"], spec["framework"], spec["config"])
+    except Exception as err:  # the driver reports it and runs the other frameworks
+        import traceback
+
+        io.write_json_atomic(out_path, {"status": "failed", "error": f"{type(err).__name__}: "
+                                        f"{err}", "traceback": traceback.format_exc()})
+        return 1
+    io.write_json_atomic(out_path, result)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def run_subprocess(name: str, framework: str, config: dict[str, Any],
+                   threads: int) -> dict[str, Any]:
+    """Run experiment ``name`` in ``framework`` in a fresh process; never raises for a failing
+    framework: its error goes into the result ({"status": "failed", "error": ...})."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cnn-rosetta-experiment-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps({"name": name, "framework": framework,
+                                         "config": config, "threads": threads}),
+                             encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-m", "reports.experiments.runner",
+                               str(spec_path), str(out_path)], cwd=root, env=env,
+                              capture_output=True, text=True)
+        written = (json.loads(out_path.read_text(encoding="utf-8"))
+                   if out_path.is_file() else {})
+    if proc.returncode != 0 or written.get("status") != "ok":
+        tail = proc.stderr.strip()[-STDERR_TAIL:]
+        return {"status": "failed", "wall_seconds": time.perf_counter() - start,
+                "error": written.get("error") or f"exit status {proc.returncode}: {tail}"}
+    return {**written, "wall_seconds": time.perf_counter() - start}
+
+
+def make_config(name: str, full: bool = False, seed: int = 0, dtype: str = "float64",
+                data_dir: str | None = None, overrides: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """The experiment's quick (or full) settings plus the run's; ``overrides`` replace settings
+    by name (the tests' tiny sizes), and only settings the experiment has."""
+    experiment = get(name)
+    config = {**(experiment.full if full else experiment.quick), "size": "full" if full else
+              "quick", "seed": seed, "dtype": dtype, "data_dir": data_dir}
+    unknown = sorted(set(overrides or {}) - set(config))
+    if unknown:
+        raise ValueError(f"overrides: got {unknown}, expected settings of {name}: "
+                         f"{', '.join(config)}")
+    return {**config, **(overrides or {}), **({"size": "custom"} if overrides else {})}
+
+
+def run_experiment(name: str, out: str | os.PathLike, *, full: bool = False,
+                   frameworks: list[str] | tuple[str, ...] = impls.BACKENDS, seed: int = 0,
+                   dtype: str = "float64", data_dir: str | None = None, threads: int = 1,
+                   in_process: bool = False, overrides: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """Run experiment ``name`` in each of ``frameworks`` (each in its own process unless
+    ``in_process``) and write the run directory ``out``; return results.json's content.
+    ``overrides``: settings replaced by name (see make_config)."""
+    experiment = get(name)
+    unknown = [f for f in frameworks if f not in impls.BACKENDS]
+    if unknown or not frameworks:
+        raise ValueError(f"frameworks: got {list(frameworks)!r}, expected some of "
+                         f"{', '.join(impls.BACKENDS)}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: got {dtype!r}, expected 'float32' or 'float64'")
+    config = make_config(name, full, seed, dtype, data_dir, overrides)
+    runs: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    for framework in frameworks:
+        if not impls.is_available(framework):
+            runs[framework] = {"status": "skipped", "error": f"{framework} is not installed "
+                               f"(pip install 'cnn-rosetta[{framework}]')"}
+        elif in_process:
+            runs[framework] = run_here(name, framework, config)
+        else:
+            runs[framework] = run_subprocess(name, framework, config, threads)
+    rows = [row for run in runs.values() for row in run.get("rows", [])]
+    tables: dict[str, list] = {}
+    for run in runs.values():
+        for table, table_rows in run.get("tables", {}).items():
+            tables.setdefault(table, []).extend(table_rows)
+    if experiment.reference is not None:
+        reference = experiment.reference(config)
+        rows = reference["rows"] + rows
+    frame = pd.DataFrame(rows)
+    deviations = common.deviations(frame, experiment) if rows else []
+    figures, blocks = experiment.report(frame, tables, config) if rows else ({}, [])
+    results = {
+        "experiment": name, "title": experiment.title, "source": experiment.source,
+        "config": config, "frameworks": list(frameworks),
+        "runs": {f: {k: v for k, v in run.items() if k not in ("rows", "tables")}
+                 for f, run in runs.items()},
+        "deviations": deviations, "largest_deviation": common.largest(deviations),
+        "seconds": time.perf_counter() - started,
+        "environment": environment(), "command": " ".join(sys.argv),
+    }
+    write_run(Path(out), experiment, results, frame, tables, figures, blocks)
+    return results
+
+
+def write_run(out: Path, experiment: common.Experiment, results: dict[str, Any],
+              frame: pd.DataFrame, tables: dict[str, list], figures: dict[str, bytes],
+              blocks: list) -> None:
+    """Every file of the run directory, atomically; results.json last."""
+    from .report import render
+
+    for figure, data in figures.items():
+        io.write_bytes_atomic(out / "plots" / f"{figure}.png", data)
+    io.write_csv_atomic(out / "results.csv", frame.to_dict("records"))
+    for table, rows in tables.items():
+        io.write_csv_atomic(out / f"{table}.csv", rows)
+    markdown, html = render(experiment, results, blocks, figures)
+    io.write_text_atomic(out / "report.md", markdown)
+    io.write_text_atomic(out / "report.html", html)
+    io.write_json_atomic(out / "results.json", results)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..runner import HelpFormatter, names_arg
+
+    p = sub.add_parser(
+        "experiment", help="re-run one of the tutorials' experiments in every framework",
+        description="Re-run one of the tutorials' experiments (--list names them) in each "
+                    "framework, each in its own process, from the same initial weights on the "
+                    "same batches; write results.csv, results.json, plots/*.png and report.md/"
+                    "report.html (the frameworks overlaid, and how far apart they are) into "
+                    "--out. Quick sizes by default, the tutorial's with --full.",
+        formatter_class=HelpFormatter)
+    p.set_defaults(handler=command, parser=p)
+    p.add_argument("name", nargs="?", metavar="NAME", help=f"one of {', '.join(NAMES)}")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--full", action="store_true",
+                   help="the tutorial's sizes (default: quick sizes, a minute or so)")
+    p.add_argument("--frameworks", type=names_arg(impls.BACKENDS), default=list(impls.BACKENDS),
+                   help="comma-separated frameworks (default: all three)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output directory, new or empty (default: {DEFAULT_OUT}/experiments/"
+                        "NAME-<time>)")
+    p.add_argument("--seed", type=integer(0), default=0,
+                   help="seeds the initial weights, the batch order and the dropout masks")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="the models' dtype (the tutorials' NumPy is float64)")
+    p.add_argument("--data-dir", default=None,
+                   help="directory of the dataset's files (default: the dataset's own)")
+    p.add_argument("--threads", type=integer(1), default=1,
+                   help="compute threads of each framework's process")
+
+
+def _claim(out: Path) -> Path:
+    """``--out`` checked before anything runs: a new or empty directory that can be written."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = "a file" if not out.is_dir() else "a directory that is not empty"
+        raise UsageError("--out", f"got {str(out)!r}, which is {what}; expected a new or "
+                                  "empty directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError("--out", f"got {str(out)!r}: cannot create it "
+                                  f"({err.strerror or type(err).__name__})") from None
+    return out
+
+
+def command(args: argparse.Namespace) -> int:
+    if args.list:
+        for name in NAMES:
+            experiment = get(name)
+            print(f"{name:22s} {experiment.summary} ({experiment.source})")
+        return 0
+    if args.name is None or args.name not in NAMES:
+        got = "nothing" if args.name is None else repr(args.name)
+        raise UsageError("NAME", f"got {got}, expected one of {', '.join(NAMES)} (or --list)")
+    out = _claim(args.out or DEFAULT_OUT / "experiments" / (
+        f"{args.name}-{'full' if args.full else 'quick'}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    results = run_experiment(args.name, out, full=args.full, frameworks=args.frameworks,
+                             seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
+                             threads=args.threads)
+    for framework, run in results["runs"].items():
+        state = (f"{run['wall_seconds']:.1f} s" if run["status"] == "ok"
+                 else f"{run['status']}: {run.get('error', '')}")
+        print(f"{framework}: {state}")
+    top = results["largest_deviation"]
+    if top is not None:
+        print(f"largest deviation from {top['base']}: {top['deviation']:.3g} "
+              f"({top['framework']}, {top['value']}, {experiment_step(top)})")
+    print(f"report: {out / 'report.md'}")
+    return 0 if all(r["status"] != "failed" for r in results["runs"].values()) else 1
+
+
+def experiment_step(row: dict[str, Any]) -> str:
+    """Where a deviation row's largest deviation is, in words: "optimizer=adam, step 12"."""
+    skip = {"value", "base", "scale", "deviation", "framework", "at"}
+    keys = ", ".join(f"{k}={v}" for k, v in row.items() if k not in skip)
+    return f"{keys}, at {row['at']}" if keys else f"at {row['at']}"
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))
