@@ -251,6 +251,26 @@ def test_torch_has_no_native_eps_hat_adam():
     assert F.build_optimizer("adam", variables).implementation == "textbook"
 
 
+AUTO = {  # what implementation="auto" runs, per backend, optimizer and form
+    "torch": {(name, "textbook"): "native" for name in _checks.OPTIMIZER_DEFAULTS}
+    | {("adam", "eps_hat"): "textbook"},
+    "tensorflow": {("sgd", "textbook"): "native", ("momentum", "textbook"): "native",
+                   ("nesterov", "textbook"): "native", ("adagrad", "textbook"): "textbook",
+                   ("rmsprop", "textbook"): "textbook", ("adam", "textbook"): "textbook",
+                   ("adam", "eps_hat"): "native"},
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow"])
+def test_auto_resolves_as_documented(backend):
+    B = load_or_skip(backend)
+    for name, forms in _checks.OPTIMIZER_FORMS.items():
+        for form in forms:
+            opt = B.build_optimizer(name, _dict_params(backend, {"w": 1.0}), form=form)
+            want = "textbook" if backend == "numpy" else AUTO[backend][name, form]
+            assert opt.implementation == want, (name, form)
+
+
 def test_the_tutorials_forms_are_expressible():
     # every tutorial optimizer of reference/optimizers.py builds in every backend
     for backend in BACKENDS:

@@ -186,16 +186,14 @@ def test_the_reference_path_matches_the_hand_arithmetic(name):
 
 
 def _path_rows():
-    rows = []
-    for backend in ("numpy", "torch", "tensorflow"):
-        for name in R.PATHS:
-            rows.append((backend, name, "auto"))
-            rows.append((backend, name, "textbook"))
-        # the native classes that compute these forms: torch.optim's six (textbook; Adam's
-        # eps-hat has no torch class), Keras' SGD, momentum, Nesterov and Adam (eps-hat)
+    """Each backend's textbook classes, and its native ones where they compute the path's form:
+    torch.optim's six but Adam (no eps-hat class), Keras' SGD, momentum, Nesterov and Adam
+    (eps-hat). "auto" is one of the two (test_optimizer_forms.py::test_auto_resolves_as_documented
+    says which), so it is not run again; NumPy's three implementations are one code."""
+    rows = [(backend, name, "textbook") for backend in ("numpy", "torch", "tensorflow")
+            for name in R.PATHS]
     rows += [("torch", name, "native") for name in R.PATHS if name != "adam"]
-    rows += [("tensorflow", name, "native")
-             for name in ("sgd", "momentum", "nesterov", "adam")]
+    rows += [("tensorflow", name, "native") for name in ("sgd", "momentum", "nesterov", "adam")]
     return rows
 
 
