@@ -136,7 +136,9 @@ def test_cross_entropy_caps():
 
 
 def _autodiff_torch(logits, labels, tutorial):
-    torch = pytest.importorskip("torch", reason="torch not installed: autodiff check skipped")
+    load_or_skip("torch")  # skips, with the reason, when PyTorch is not installed
+    import torch
+
     z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
     t = torch.nn.functional.one_hot(torch.tensor(labels), logits.shape[1]).double()
     p = torch.softmax(z, dim=1)
@@ -149,8 +151,7 @@ def _autodiff_torch(logits, labels, tutorial):
 
 
 def _autodiff_tensorflow(logits, labels, tutorial):
-    if not impls.is_available("tensorflow"):
-        pytest.skip("tensorflow not installed: autodiff check skipped")
+    load_or_skip("tensorflow")  # skips, with the reason, when TensorFlow is not installed
     import tensorflow as tf
 
     z = tf.constant(logits, dtype=tf.float64)
