@@ -21,6 +21,7 @@ import pytest
 import impls
 from parity_tests.tolerances import normalized_error, tolerance
 from reference import models as reference_models
+from reference import ops as reference_ops
 
 B = impls.load("numpy")
 
@@ -30,6 +31,11 @@ MODEL_CASES = [(name, {}) for name in reference_models.MODELS] + [
     ("mlp", dict(dropout=0.5)),
     ("mlp", dict(activation="sigmoid")),
     ("mlp", dict(activation="tanh", batchnorm=True, dropout=0.25, hidden=(7, 5))),
+    # the tutorial networks' options (reference.models)
+    ("three_layer_cnn", dict(batchnorm=True, hidden=7)),
+    ("cifar_lrn_cnn", dict(norm2=True)),
+    ("cifar_lrn_cnn", dict(flatten_order="nhwc")),
+    ("signs_scratch_cnn", dict(flatten_order="nhwc")),
 ]
 MODEL_IDS = [name + "".join(f"-{k}={v}" for k, v in options.items())
              for name, options in MODEL_CASES]
@@ -137,9 +143,9 @@ def _training_loss(model, x, y, masks):
     """The loss gradients() differentiates, by forward only (checked against the reference in
     test_training_loss_matches_the_reference). Changes running statistics: callers restore."""
     logits = model.forward(x, training=True, masks=masks)
-    decayed = [model.params[key] for key in model.spec.decayed()]
-    return float(B.softmax_cross_entropy(logits, y)[0]
-                 + B.l2_regularization(decayed, model.spec.weight_decay)[0])
+    l2 = sum(float(B.l2_regularization([model.params[key] for key in names], coefficient)[0])
+             for coefficient, names in model.spec.l2_groups())
+    return float(B.softmax_cross_entropy(logits, y)[0]) + l2
 
 
 @pytest.mark.parametrize("name, options", MODEL_CASES, ids=MODEL_IDS)
@@ -386,11 +392,141 @@ def test_optimizer_lr_setter_validates_and_implementations_are_all_the_textbook(
     (dict(init="glorot"), ValueError, "init"),
     (dict(weight_decay=-0.1), ValueError, "weight_decay"),
     (dict(depth=3), TypeError, "options"),
+    (dict(name="three_layer_cnn", hidden=0), ValueError, "hidden: got 0"),
+    (dict(name="three_layer_cnn", hidden=2.5), ValueError, "hidden: got 2.5"),
+    (dict(name="three_layer_cnn", batchnorm=1), TypeError, "batchnorm: got 1"),
+    (dict(name="cifar_lrn_cnn", norm2="yes"), TypeError, "norm2: got 'yes'"),
+    (dict(name="signs_scratch_cnn", flatten_order="chw"), ValueError,
+     "flatten_order: got 'chw', expected one of 'nchw', 'nhwc'"),
 ])
 def test_build_model_validation_names_the_argument(kwargs, error, word):
     args = {**dict(name="simple_cnn", input_shape=(1, 8, 8), num_classes=3), **kwargs}
     with pytest.raises(error, match=word):
         B.build_model(**args)
+
+
+# ---------------------------------------------------------------------------------------------
+# the tutorials' networks as written (issue 11; docs/models.md lists each one's deviations)
+
+
+def _kinds(spec):
+    return [layer.kind for layer in spec.layers]
+
+
+def test_deep_cnn_is_the_books_deep_convnet():
+    spec = reference_models.resolve("deep_cnn", (1, 28, 28), 10)
+    convs = [layer for layer in spec.layers if layer.kind == "Conv2d"]
+    assert [c.params["out_channels"] for c in convs] == [16, 16, 32, 32, 64, 64]
+    assert [c.params["padding"] for c in convs] == [1, 1, 1, 2, 1, 1]  # the fourth pads 2
+    pools = [layer.out_shape for layer in spec.layers if layer.kind == "MaxPool2d"]
+    assert pools == [(16, 14, 14), (32, 8, 8), (64, 4, 4)]
+    assert spec.weight_shapes()["fc1.weight"] == (50, 1024)  # 64 * 4 * 4
+    assert [layer.params["p"] for layer in spec.dropout_layers()] == [0.5, 0.5]
+
+
+def test_cifar_lrn_cnn_is_the_tutorials_network_with_its_bugs_fixed():
+    spec = reference_models.resolve("cifar_lrn_cnn", (3, 32, 32), 10)
+    assert _kinds(spec) == ["Conv2d", "ReLU", "MaxPool2d", "LocalResponseNorm", "Conv2d",
+                            "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    layers = {layer.name: layer for layer in spec.layers}
+    assert layers["pool1"].params == dict(kernel_size=3, stride=2, padding="same")
+    assert layers["pool2"].params == dict(kernel_size=2, stride=2, padding="same")
+    assert spec.weight_shapes()["fc1.weight"] == (256, 8 * 8 * 64)  # the tutorial's indim
+    assert spec.decay() == {"conv1.weight": 0.005, "conv2.weight": 0.005,
+                            "fc1.weight": 0.004, "fc2.weight": 0.004}
+    assert {spec.layer_init(layer) for layer in spec.layers} == {"truncated_normal(0.05)"}
+    weights = reference_models.initial_weights(spec, 0, "float64")
+    assert max(float(np.max(np.abs(weights[k]))) for k in spec.decayed()) <= 0.1  # 2 stddev
+    # norm2=True: the second LRN applied, after pool2
+    kinds = _kinds(reference_models.resolve("cifar_lrn_cnn", (3, 32, 32), 10, norm2=True))
+    assert kinds[6:9] == ["MaxPool2d", "LocalResponseNorm", "Flatten"]
+
+
+def test_signs_networks_as_written():
+    spec = reference_models.resolve("signs_cnn", (3, 64, 64), 6)
+    assert spec.weight_shapes() == {"conv1.weight": (8, 3, 4, 4),
+                                    "conv2.weight": (16, 8, 2, 2),  # no conv bias
+                                    "fc1.weight": (6, 16 * 2 * 2), "fc1.bias": (6,)}
+    layers = {layer.name: layer for layer in spec.layers}
+    assert [spec.layer_init(layers[n]) for n in ("conv1", "conv2", "fc1")] == [
+        "xavier_normal", "xavier_normal", "xavier_uniform"]
+    fc1 = reference_models.initial_weights(spec, 0, "float64")["fc1.weight"]
+    limit = math.sqrt(6 / (64 + 6))
+    assert np.max(np.abs(fc1)) <= limit and np.max(np.abs(fc1)) > 0.9 * limit  # uniform
+    scratch = reference_models.resolve("signs_scratch_cnn", (3, 64, 64), 6)
+    assert _kinds(scratch) == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    assert scratch.layers[0].params == dict(out_channels=10, kernel_size=3, stride=2,
+                                            padding=2, bias=True, in_channels=3)
+    assert scratch.layers[0].out_shape == (10, 33, 33)
+    assert scratch.layers[2].out_shape == (10, 32, 32)  # window 2, stride 1: overlapping
+    assert scratch.weight_shapes()["fc1.weight"] == (6, 10240) and scratch.init == "he_normal"
+
+
+def test_three_layer_cnn_options():
+    spec = reference_models.resolve("three_layer_cnn", (3, 32, 32), 10, hidden=500)
+    assert spec.weight_shapes()["fc1.weight"] == (500, 32 * 16 * 16)
+    assert spec.init == "normal(0.001)" and spec.weight_decay == 1e-3
+    bn = reference_models.resolve("three_layer_cnn", (3, 32, 32), 10, batchnorm=True)
+    assert _kinds(bn)[:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert "conv1.bias" not in bn.weight_shapes()  # beta is the bias
+    assert bn.weight_shapes()["bn1.running_var"] == (32,)
+    assert bn.decayed() == ["conv1.weight", "fc1.weight", "fc2.weight"]
+
+
+def test_init_and_weight_decay_arguments_override_every_layers_own():
+    spec = reference_models.resolve("cifar_lrn_cnn", (3, 8, 6), 5, init="he_normal",
+                                    weight_decay=0.1)
+    assert set(spec.decay().values()) == {0.1}
+    assert spec.l2_groups() == [(0.1, spec.decayed())]
+    assert {spec.layer_init(layer) for layer in spec.layers} == {"he_normal"}
+    kept = reference_models.resolve("signs_cnn", (3, 8, 6), 5, weight_decay=0.1)
+    assert [spec.layer_init(layer) for layer in kept.layers if layer.kind == "Linear"] == [
+        "xavier_uniform"]  # weight_decay alone leaves the layers' own initialisers
+    assert reference_models.resolve("cifar_lrn_cnn", (3, 8, 6), 5, weight_decay=0).l2_groups() \
+        == []
+
+
+def test_tutorial_l2_coefficients_match_the_reference_loss():
+    """cifar_lrn_cnn's own coefficients (0.005 conv, 0.004 dense) in the loss and gradients."""
+    shape = (3, 8, 6)
+    model = B.build_model("cifar_lrn_cnn", shape, NUM_CLASSES, dtype="float64")
+    plain = B.build_model("cifar_lrn_cnn", shape, NUM_CLASSES, dtype="float64",
+                          weight_decay=0.0)
+    x, y = _x(shape), _y()
+    loss, grads = B.gradients(model, x, y)
+    loss0, grads0 = B.gradients(plain, x, y)
+    w = model.get_weights()
+    assert loss == pytest.approx(reference_loss(model.spec, w, x, y), rel=1e-12)
+    term = sum(0.5 * c * float(np.sum(w[k] ** 2)) for k, c in model.spec.decay().items())
+    assert loss == pytest.approx(loss0 + term, rel=1e-12)
+    for key, c in (("conv1.weight", 0.005), ("fc1.weight", 0.004)):
+        np.testing.assert_allclose(grads[key] - grads0[key], c * w[key], atol=1e-14)
+    np.testing.assert_array_equal(grads["fc1.bias"], grads0["fc1.bias"])  # biases: no L2
+
+
+def test_bias_free_conv_layer_has_no_bias_and_matches_the_reference():
+    layer = B.Conv2d(2, 3, 3, padding=1, bias=False, dtype="float64")
+    assert list(layer.params) == ["weight"]
+    x = _x((2, 5, 4))
+    y = layer.forward(x)
+    expected, _ = reference_ops.conv2d_forward(x, layer.params["weight"], None, 1, 1)
+    assert normalized_error(y, expected) < 1e-12
+    layer.backward(np.ones_like(y))
+    assert list(layer.grads) == ["weight"]
+    with pytest.raises(TypeError, match="bias: got 0"):
+        B.Conv2d(2, 3, 3, bias=0)
+
+
+def test_flatten_nhwc_is_the_channels_last_order_and_its_backward_the_inverse():
+    x = _x((2, 3, 4))
+    layer = B.Flatten(order="nhwc")
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, x.transpose(0, 2, 3, 1).reshape(BATCH, -1))
+    dy = _x((24,), seed=5)
+    np.testing.assert_array_equal(layer.backward(dy),
+                                  dy.reshape(BATCH, 3, 4, 2).transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="order: got 'hwc'"):
+        B.Flatten(order="hwc")
 
 
 def test_set_weights_rejects_missing_extra_and_misshapen_arrays_and_changes_nothing():

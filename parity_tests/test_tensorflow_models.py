@@ -49,6 +49,11 @@ MODEL_CASES = [(name, {}) for name in MODELS] + [
     ("mlp", dict(dropout=0.5)),
     ("mlp", dict(activation="sigmoid")),
     ("mlp", dict(activation="tanh", batchnorm=True, dropout=0.25, hidden=(7, 5))),
+    # the tutorial networks' options (reference.models)
+    ("three_layer_cnn", dict(batchnorm=True, hidden=7)),
+    ("cifar_lrn_cnn", dict(norm2=True)),
+    ("cifar_lrn_cnn", dict(flatten_order="nhwc")),
+    ("signs_scratch_cnn", dict(flatten_order="nhwc")),
 ]
 MODEL_IDS = [name + "".join(f"-{k}={v}" for k, v in options.items())
              for name, options in MODEL_CASES]

@@ -70,7 +70,12 @@ def weights_error(got, want):
 VARIANTS = {name: (name, {}) for name in MODELS}
 VARIANTS.update({"mlp_bn_dropout_sigmoid": ("mlp", dict(hidden=(7, 5), batchnorm=True,
                                                          dropout=0.5, activation="sigmoid")),
-                 "mlp_tanh": ("mlp", dict(hidden=(6,), activation="tanh"))})
+                 "mlp_tanh": ("mlp", dict(hidden=(6,), activation="tanh")),
+                 # the tutorial networks' options (reference.models)
+                 "three_layer_cnn_bn": ("three_layer_cnn", dict(batchnorm=True, hidden=7)),
+                 "cifar_lrn_cnn_norm2": ("cifar_lrn_cnn", dict(norm2=True)),
+                 "cifar_lrn_cnn_nhwc": ("cifar_lrn_cnn", dict(flatten_order="nhwc")),
+                 "signs_scratch_cnn_nhwc": ("signs_scratch_cnn", dict(flatten_order="nhwc"))})
 INPUT_SHAPES = ((1, 8, 8), (3, 12, 10))
 MODEL_CASES = [(v, s) for v in VARIANTS for s in INPUT_SHAPES]
 MODEL_IDS = [f"{v}-{'x'.join(map(str, s))}" for v, s in MODEL_CASES]

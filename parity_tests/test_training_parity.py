@@ -28,11 +28,19 @@ INPUT_SHAPES = {
     "deep_cnn": (1, 8, 8),
     "three_layer_cnn": (3, 8, 6),
     "signs_cnn": (3, 16, 12),
+    "signs_scratch_cnn": (3, 9, 7),
     "cifar_lrn_cnn": (3, 8, 6),
     "mlp": (2, 5, 4),
 }
 MODEL_OPTIONS = {"mlp_bn": ("mlp", {"batchnorm": True}),
-                 "mlp_dropout": ("mlp", {"dropout": 0.5, "batchnorm": True})}
+                 "mlp_dropout": ("mlp", {"dropout": 0.5, "batchnorm": True}),
+                 # issue 11 item 7: batch norm in a CNN (BatchNorm2d after a bias-free conv1)
+                 "three_layer_cnn_bn": ("three_layer_cnn", {"batchnorm": True}),
+                 "cifar_lrn_cnn_norm2": ("cifar_lrn_cnn", {"norm2": True}),
+                 "signs_scratch_cnn_nhwc": ("signs_scratch_cnn", {"flatten_order": "nhwc"})}
+# Options that change no training code path the runs do not already cover (an LRN, a Flatten
+# order that test_flatten_orders_give_the_same_logits pins): same logits and round trip only.
+LOGITS_ONLY = {"cifar_lrn_cnn_norm2", "signs_scratch_cnn_nhwc"}
 NUM_CLASSES = 5
 BATCH = 6
 
@@ -177,7 +185,8 @@ def _comparable_weights(model) -> dict[str, np.ndarray]:
     weights = model.get_weights()
     layers = model.spec.layers
     for a, b in zip(layers, layers[1:]):
-        if a.kind in ("Linear", "Conv2d") and b.kind.startswith("BatchNorm"):
+        if (a.kind in ("Linear", "Conv2d") and b.kind.startswith("BatchNorm")
+                and f"{a.name}.bias" in weights):  # a bias-free conv leaves everything compared
             del weights[f"{a.name}.bias"], weights[f"{b.name}.running_mean"]
     return weights
 
@@ -197,7 +206,8 @@ def _max_weight_error(got: dict, want: dict) -> float:
 # optimizers divide by small square roots); 1e-9 still sits orders below any convention bug.
 RUN_TOL_FLOAT64 = 1e-9
 
-RUN_CASES = [(v, o) for v in VARIANTS if v not in HAS_DROPOUT for o in OPTIMIZERS]
+RUN_CASES = [(v, o) for v in VARIANTS if v not in HAS_DROPOUT | LOGITS_ONLY
+             for o in OPTIMIZERS]
 RUN_CASES += [(v, "adam") for v in HAS_DROPOUT] + [(v, "momentum") for v in HAS_DROPOUT]
 
 
@@ -303,3 +313,89 @@ def test_l2_term_raises_the_loss(framework):
     _, grads0 = backend.gradients(plain, x, y)
     np.testing.assert_allclose(grads["fc2.weight"] - grads0["fc2.weight"],
                                0.1 * weights["fc2.weight"], atol=1e-12)
+
+
+# --- the tutorials' networks as written (issue 11), on every backend ----------------------------
+
+
+def _hwc_columns(image: tuple[int, int, int]) -> np.ndarray:
+    """cols with nhwc_weight = nchw_weight[:, cols] for a dense layer after a (C, H, W) image."""
+    c, h, w = image
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
+@pytest.mark.parametrize("framework", impls.BACKENDS)
+@pytest.mark.parametrize("model", ("signs_scratch_cnn", "signs_cnn", "cifar_lrn_cnn"))
+def test_flatten_orders_give_the_same_logits_after_permuting_the_weight_columns(model,
+                                                                               framework):
+    """flatten_order="nhwc" reads fc1's columns in (h, w, c) order, as the NHWC tutorials lay
+    their dense weights out: the same network once its columns are permuted."""
+    backend = load_or_skip(framework)
+    # signs_cnn pools by 8 then 4: an image of 2 x 2 cells must reach its Flatten
+    shape = (3, 40, 33) if model == "signs_cnn" else INPUT_SHAPES[model]
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (BATCH, *shape))
+    nchw = backend.build_model(model, shape, NUM_CLASSES, seed=3, dtype="float64",
+                               init="he_normal")
+    nhwc = backend.build_model(model, shape, NUM_CLASSES, seed=3, dtype="float64",
+                               init="he_normal", flatten_order="nhwc")
+    flatten = next(layer for layer in nchw.spec.layers if layer.kind == "Flatten")
+    weights = nchw.get_weights()
+    assert normalized_error(nhwc.predict(x), nchw.predict(x)) > 1e-3  # the order matters
+    nhwc.set_weights({**weights, "fc1.weight": weights["fc1.weight"][:, _hwc_columns(
+        flatten.in_shape)]})
+    assert normalized_error(nhwc.predict(x), nchw.predict(x)) <= 1e-12
+
+
+def _conv_bias(model, framework: str, name: str):
+    """The backend's own bias of conv layer ``name`` (None when it has none)."""
+    if framework == "numpy":
+        return model.layers[name].params.get("bias")
+    if framework == "torch":
+        return getattr(model, name).bias
+    return next(layer for layer in model.stack if layer.name == name).bias
+
+
+@pytest.mark.parametrize("framework", impls.BACKENDS)
+def test_bias_free_convs_have_no_bias_parameter(framework):
+    """signs_cnn's convs have no bias (the tutorial's tf.nn.conv2d with W only): no parameter,
+    no canonical array, no gradient; its dense layer keeps its bias."""
+    backend = load_or_skip(framework)
+    x, y = _data("signs_cnn", "float64")
+    model = _build(framework, "signs_cnn", "float64")
+    assert _conv_bias(model, framework, "conv1") is None
+    assert _conv_bias(model, framework, "conv2") is None
+    assert list(model.get_weights()) == ["conv1.weight", "conv2.weight", "fc1.weight",
+                                         "fc1.bias"]
+    _, grads = backend.gradients(model, x, y)
+    assert list(grads) == list(model.get_weights())
+    with pytest.raises(TypeError, match="bias: got 'no'"):
+        backend.Conv2d(2, 3, 3, bias="no")
+
+
+@pytest.mark.parametrize("framework", impls.BACKENDS)
+def test_per_layer_weight_decay_is_each_layers_own(framework):
+    """cifar_lrn_cnn's tutorial L2: 0.5 * 0.005 * sum(w**2) per conv weight, 0.5 * 0.004 *
+    sum(w**2) per dense weight (tf.nn.l2_loss(W) * 0.005 / * 0.004), in the loss and the
+    gradients."""
+    backend = load_or_skip(framework)
+    x, y = _data("cifar_lrn_cnn", "float64")
+    model = _build(framework, "cifar_lrn_cnn", "float64")
+    plain = _build(framework, "cifar_lrn_cnn", "float64", weight_decay=0.0)
+    loss, grads = backend.gradients(model, x, y)
+    loss0, grads0 = backend.gradients(plain, x, y)
+    w = model.get_weights()
+    term = (0.5 * 0.005 * sum(float(np.sum(w[k] ** 2)) for k in ("conv1.weight", "conv2.weight"))
+            + 0.5 * 0.004 * sum(float(np.sum(w[k] ** 2)) for k in ("fc1.weight", "fc2.weight")))
+    assert loss == pytest.approx(loss0 + term, rel=1e-12)
+    for key, c in (("conv2.weight", 0.005), ("fc2.weight", 0.004)):
+        np.testing.assert_allclose(grads[key] - grads0[key], c * w[key], atol=1e-14)
+
+
+def test_batchnorm_cnn_run_moves_and_compares_its_running_statistics():
+    """The batch-norm CNN's float64 runs (test_training_run_matches_numpy_float64) compare
+    bn1's running mean and variance too: its conv is bias-free, so nothing is left out."""
+    _, weights = _numpy_run("three_layer_cnn_bn", "adam", "float64")
+    model = _build("numpy", "three_layer_cnn_bn", "float64")
+    assert {"bn1.running_mean", "bn1.running_var"} <= set(_comparable_weights(model))
+    assert np.min(np.abs(weights["bn1.running_mean"])) > 0
+    assert np.min(np.abs(weights["bn1.running_var"] - 1)) > 0

@@ -187,11 +187,14 @@ def _three_layer_cnn(hidden: int = 100, batchnorm: bool = False
                      ) -> tuple[list[Layer], str, float]:
     # cs231n ThreeLayerConvNet: the 7x7 conv keeps the size (stride 1, pad 3), L2 on weights.
     # hidden: the class's hidden_dim (100; the tutorial's training call passes 500);
-    # batchnorm: cs231n's spatial batch norm after the conv, before its ReLU.
+    # batchnorm: cs231n's spatial batch norm after the conv, before its ReLU; the conv is then
+    # bias-free (the norm's beta is the bias: a bias before it has an exact gradient of 0,
+    # which the adaptive optimizers turn into steps of ~lr made of rounding noise).
     if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
         raise ValueError(f"hidden: got {hidden!r}, expected an integer >= 1")
-    layers = [_conv("conv1", 32, 7, 1, 3)]
-    if _flag("batchnorm", batchnorm):
+    batchnorm = _flag("batchnorm", batchnorm)
+    layers = [_conv("conv1", 32, 7, 1, 3, bias=not batchnorm)]
+    if batchnorm:
         layers.append(Layer("BatchNorm2d", "bn1"))
     layers += [_act("relu1"), _pool("pool1", 2, 2), _flatten(), _linear("fc1", int(hidden)),
                _act("relu2"), _linear("fc2")]
