@@ -166,6 +166,27 @@ def test_every_form_matches_the_reference(backend, name, form, implementation, w
             assert got[key] == pytest.approx(want[key], abs=TOL), (step, key)
 
 
+@pytest.mark.parametrize("backend,name,form,implementation",
+                         [row for row in COMBINATIONS if row[1] in ("adam", "rmsprop")],
+                         ids=["-".join(row) for row in COMBINATIONS
+                              if row[1] in ("adam", "rmsprop")])
+def test_float32_stays_float32_and_close(backend, name, form, implementation):
+    # float32 parameters are updated in float32 (no silent float64) and stay within float32
+    # rounding of the float64 reference: each step is a few roundings of numbers <= 4 in size,
+    # so 1e-6 after four steps (measured worst: a few 1e-7)
+    B = load_or_skip(backend)
+    params = _dict_params(backend, START, "float32")
+    opt = B.build_optimizer(name, params, lr=0.05, implementation=implementation, form=form,
+                            **HYPER[name])
+    for g in GRADS:
+        opt.step(_grads(backend, g, "float32"))
+    expected = _reference(name, form, 0.05, 0.0, **HYPER[name])[-1]
+    for key, w in params.items():
+        dtype = str(w.dtype).removeprefix("torch.") if backend == "torch" else w.dtype.name
+        assert dtype == "float32", (key, w.dtype)
+        assert _values(backend, {key: w})[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
 # Keras' classes that are NOT the textbook form they stand in for (implementation="native"
 # with form "textbook" gives them, as documented): data, each with the size of the gap on the
 # first step of g = 1e-6 from w = 1, lr 0.1, eps 1e-8 (so eps is not negligible next to g).

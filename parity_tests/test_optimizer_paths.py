@@ -18,16 +18,16 @@ from parity_tests.conftest import load_or_skip
 from reference import optimizers as R
 
 
-def _dict_params(name: str, values: dict[str, float]):
-    """The backend's own parameters, float64, one per name."""
+def _dict_params(name: str, values: dict[str, float], dtype: str = "float64"):
+    """The backend's own parameters (0-d, ``dtype``), one per name."""
     if name == "numpy":
-        return {k: np.array(v) for k, v in values.items()}
+        return {k: np.array(v, dtype) for k, v in values.items()}
     if name == "torch":
         import torch
-        return {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        return {k: torch.tensor(v, dtype=getattr(torch, dtype), requires_grad=True)
                 for k, v in values.items()}
     import tensorflow as tf
-    return {k: tf.Variable(v, dtype=tf.float64) for k, v in values.items()}
+    return {k: tf.Variable(v, dtype=dtype) for k, v in values.items()}
 
 
 def _values(name: str, params) -> dict[str, float]:
@@ -38,15 +38,15 @@ def _values(name: str, params) -> dict[str, float]:
     return {k: float(v.numpy()) for k, v in params.items()}
 
 
-def _grads(name: str, values: dict[str, float]):
+def _grads(name: str, values: dict[str, float], dtype: str = "float64"):
     """Gradients as the backend's step(grads) takes them."""
     if name == "numpy":
-        return {k: np.array(v) for k, v in values.items()}
+        return {k: np.array(v, dtype) for k, v in values.items()}
     if name == "torch":
         import torch
-        return {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
+        return {k: torch.tensor(v, dtype=getattr(torch, dtype)) for k, v in values.items()}
     import tensorflow as tf
-    return {k: tf.constant(v, tf.float64) for k, v in values.items()}
+    return {k: tf.constant(v, dtype) for k, v in values.items()}
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "tensorflow"])
