@@ -386,9 +386,14 @@ def flatten_backward(dy, cache):
 
 
 def _log_softmax_row(row):
-    """row - logsumexp(row), with the row max taken out so that exp never overflows."""
+    """row - logsumexp(row) = (row - m) - log1p(sum of exp(row[j] - m) over j != argmax), m the
+    row max: exp never overflows, and a dominant entry's log-probability (log1p of a tiny sum)
+    keeps its digits, which log(1 + tiny) would round away."""
     m = np.max(row)
-    return row - (m + math.log(np.sum(np.exp(row - m))))
+    shifted = row - m
+    top = int(np.argmax(row))
+    rest = math.fsum(math.exp(v) for j, v in enumerate(shifted) if j != top)
+    return shifted - math.log1p(rest)
 
 
 def softmax_forward(x):
