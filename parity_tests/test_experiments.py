@@ -23,12 +23,12 @@ BACKENDS = ("numpy", "torch", "tensorflow")
 
 # each experiment at a few seconds' size; the columns every row has
 TINY = {
-    "optimizer_comparison": dict(n_train=120, hidden=[12] * 4, batch_size=32, iterations=6),
-    "weight_init": dict(n_train=120, hidden=[12] * 4, batch_size=32, iterations=4,
+    "optimizer_comparison": dict(n_train=64, hidden=[8] * 4, batch_size=32, iterations=4),
+    "weight_init": dict(n_train=64, hidden=[8] * 4, batch_size=32, iterations=3,
                         hist_samples=40, hist_units=8, hist_layers=3),
-    "batchnorm": dict(n_train=120, hidden=[12] * 5, batch_size=40, epochs=2,
+    "batchnorm": dict(n_train=80, hidden=[8] * 5, batch_size=40, epochs=1,
                       weight_scales=[1.0, 0.01]),
-    "overfitting": dict(n_train=60, hidden=[12] * 6, batch_size=20, epochs=3),
+    "overfitting": dict(n_train=40, hidden=[8] * 6, batch_size=20, epochs=2),
 }
 COLUMNS = {
     "optimizer_paths": ["framework", "optimizer", "step", "x", "y"],
@@ -114,18 +114,20 @@ def test_deviation_names_the_step_and_framework():
 
 
 def test_the_run_directory(tmp_path):
-    """All three frameworks (in this process: the subprocess path is tested below), every file,
-    atomically written (no temporary files left), results.json with the CPU."""
-    for framework in BACKENDS:
+    """Two frameworks in this process (the subprocess path is tested below; TensorFlow's curves
+    above), every file, atomically written (no temporary files left), results.json with the CPU."""
+    frameworks = ["numpy", "torch"]
+    for framework in frameworks:
         load_or_skip(framework)
     out = tmp_path / "run"
-    results = run_experiment("overfitting", out, in_process=True, overrides=TINY["overfitting"])
+    results = run_experiment("overfitting", out, frameworks=frameworks, in_process=True,
+                             overrides=TINY["overfitting"])
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
     assert names == ["plots", "plots/overfitting.png", "report.html", "report.md",
                      "results.csv", "results.json"]
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == COLUMNS["overfitting"] and len(rows) == 3 * _count("overfitting")
+    assert list(rows[0]) == COLUMNS["overfitting"] and len(rows) == 2 * _count("overfitting")
     saved = json.loads((out / "results.json").read_text())
     assert saved["environment"]["cpu"] and saved["config"]["size"] == "custom"
     assert {r["status"] for r in saved["runs"].values()} == {"ok"}

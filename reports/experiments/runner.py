@@ -202,7 +202,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated frameworks (default: all three)")
     p.add_argument("--out", type=Path, default=None,
                    help=f"output directory, new or empty (default: {DEFAULT_OUT}/experiments/"
-                        "NAME-<time>)")
+                        "NAME-quick|full-<time>)")
     p.add_argument("--seed", type=integer(0), default=0,
                    help="seeds the initial weights, the batch order and the dropout masks")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",

@@ -167,7 +167,7 @@ def report(frame: pd.DataFrame, tables: dict, config: dict[str, Any]) -> tuple[d
 EXPERIMENT = common.Experiment(
     name="weight_init",
     title="Weight initialisation: activation histograms and loss curves",
-    source="002 §8 (初始值) and its book's weight_init_activation_histogram / weight_init_compare",
+    source="002 §8 (观察每层的数值分布, struck out there) as its book runs it",
     summary="activation histograms of 5 sigmoid/ReLU layers; std 0.01 vs Xavier vs He on the MLP",
     quick=dict(dataset="digits", n_train=None, hidden=[100] * 4, batch_size=128, lr=0.01,
                iterations=300, hist_samples=1000, hist_units=100, hist_layers=5),
