@@ -420,9 +420,11 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
 IMPLEMENTATIONS = ("auto", "textbook", "native")
 # The forms each rule can take, "textbook" (docs/models.md's table) first, the default. Adam's
 # "eps_hat" (tutorial 002, Keras' Adam, TF1's tf.train.AdamOptimizer): lr_t = lr sqrt(1 - b2^t)
-# / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps), eps on the UNcorrected sqrt(v).
+# / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps), eps on the UNcorrected sqrt(v). AdaGrad's and
+# RMSProp's "eps_inside" (Keras' Adagrad and RMSprop): w -= lr g / sqrt(h + eps).
 OPTIMIZER_FORMS: dict[str, tuple[str, ...]] = {name: ("textbook",) for name in OPTIMIZER_DEFAULTS}
 OPTIMIZER_FORMS["adam"] = ("textbook", "eps_hat")
+OPTIMIZER_FORMS["adagrad"] = OPTIMIZER_FORMS["rmsprop"] = ("textbook", "eps_inside")
 
 _UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
 _POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)

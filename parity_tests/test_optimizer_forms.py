@@ -1,6 +1,6 @@
 """The optimizers' forms (issue 11 item 9): Adam's textbook and "eps_hat" forms, 002's AdaGrad
-and RMSProp, in every backend and implementation, against hand-computed steps and against
-reference/optimizers.py (Python floats), in float64.
+and RMSProp, Keras' "eps_inside" AdaGrad and RMSProp, in every backend and implementation,
+against hand-computed steps and against reference/optimizers.py (Python floats), in float64.
 
 Adam's eps-hat form (tutorial 002, Keras' Adam, TF1's tf.train.AdamOptimizer of 003/004):
 lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps): eps is added to the
@@ -42,7 +42,7 @@ def _combinations():
                 implementations = ["textbook", "auto"]
                 if form == "textbook" and name in native[backend]:
                     implementations.append("native")
-                if form == "eps_hat" and backend in ("numpy", "tensorflow"):
+                if form != "textbook" and backend in ("numpy", "tensorflow"):
                     implementations.append("native")
                 rows += [(backend, name, form, impl) for impl in implementations]
     return rows
@@ -107,7 +107,8 @@ def test_adam_forms_differ_where_they_should(backend):
 
 
 @pytest.mark.parametrize("backend,implementation",
-                         [(b, i) for b, n, f, i in COMBINATIONS if n == "adagrad"])
+                         [(b, i) for b, n, f, i in COMBINATIONS
+                          if n == "adagrad" and f == "textbook"])
 def test_002_adagrad_adds_its_eps_outside_the_root(backend, implementation):
     # 002: w -= lr g / (sqrt(h) + 1e-7). g = 1e-7 from w = 1, lr 0.1: h = 1e-14, sqrt(h) = 1e-7,
     # step 0.1 * 1e-7 / 2e-7 = 0.05. Inside the root (Keras' Adagrad) it would be
@@ -118,7 +119,8 @@ def test_002_adagrad_adds_its_eps_outside_the_root(backend, implementation):
 
 
 @pytest.mark.parametrize("backend,implementation",
-                         [(b, i) for b, n, f, i in COMBINATIONS if n == "rmsprop"])
+                         [(b, i) for b, n, f, i in COMBINATIONS
+                          if n == "rmsprop" and f == "textbook"])
 def test_002_rmsprop_by_hand(backend, implementation):
     # the book's RMSprop (decay 0.99, 1e-7 outside the root): g = 1 from w = 1, lr 0.01:
     # h = 0.01, step 0.01 * 1 / (0.1 + 1e-7) = 0.0999999000001 ; then h = 0.0199, step
@@ -190,25 +192,35 @@ def test_float32_stays_float32_and_close(backend, name, form, implementation):
 # Keras' classes that are NOT the textbook form they stand in for (implementation="native"
 # with form "textbook" gives them, as documented): data, each with the size of the gap on the
 # first step of g = 1e-6 from w = 1, lr 0.1, eps 1e-8 (so eps is not negligible next to g).
-KERAS_NOT_TEXTBOOK = [
-    ("adagrad", "eps inside the root: sqrt(h + eps), 0.1 / sqrt(1e-12 + 1e-8) * 1e-6 vs 0.1 * "
-     "1e-6 / (1e-6 + 1e-8)", 1 - 0.1 * 1e-6 / math.sqrt(1e-12 + 1e-8)),
-    ("rmsprop", "eps inside the root: h = 0.01 g^2 = 1e-14, step 0.1 g / sqrt(h + eps)",
-     1 - 0.1 * 1e-6 / math.sqrt(1e-14 + 1e-8)),
-    ("adam", "eps hat: eps on the uncorrected sqrt(v)",
+KERAS_NOT_TEXTBOOK = [  # (name, Keras' form, why, Keras' value by hand)
+    ("adagrad", "eps_inside", "eps inside the root: sqrt(h + eps), 0.1 / sqrt(1e-12 + 1e-8) "
+     "* 1e-6 vs 0.1 * 1e-6 / (1e-6 + 1e-8)", 1 - 0.1 * 1e-6 / math.sqrt(1e-12 + 1e-8)),
+    ("rmsprop", "eps_inside", "eps inside the root: h = 0.01 g^2 = 1e-14, step 0.1 g / "
+     "sqrt(h + eps)", 1 - 0.1 * 1e-6 / math.sqrt(1e-14 + 1e-8)),
+    ("adam", "eps_hat", "eps hat: eps on the uncorrected sqrt(v)",
      1 - 0.1 * math.sqrt(0.001) * 1e-6 / (math.sqrt(0.001) * 1e-6 + 1e-8)),
 ]
 
 
-@pytest.mark.parametrize("name,why,keras_value", KERAS_NOT_TEXTBOOK,
+@pytest.mark.parametrize("name,form,why,keras_value", KERAS_NOT_TEXTBOOK,
                          ids=[row[0] for row in KERAS_NOT_TEXTBOOK])
-def test_keras_native_is_its_own_form_not_the_textbook(name, why, keras_value):
+def test_keras_native_is_its_own_form_not_the_textbook(name, form, why, keras_value):
     hyper = {"eps": 1e-8} | ({"alpha": 0.99} if name == "rmsprop" else {})
     _, (native,) = _run("tensorflow", name, "textbook", "native", {"w": 1.0}, [{"w": 1e-6}],
                         0.1, **hyper)
     (textbook,) = [v["w"] for v in _reference_one(name, hyper)]
     assert native["w"] == pytest.approx(keras_value, abs=1e-9), why
     assert abs(native["w"] - textbook) > 1e-3, why
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,form,why,keras_value", KERAS_NOT_TEXTBOOK,
+                         ids=[row[0] for row in KERAS_NOT_TEXTBOOK])
+def test_keras_forms_by_hand_in_every_backend(backend, name, form, why, keras_value):
+    # the same step in each backend's textbook code with Keras' form asked for
+    hyper = {"eps": 1e-8} | ({"alpha": 0.99} if name == "rmsprop" else {})
+    _, (value,) = _run(backend, name, form, "textbook", {"w": 1.0}, [{"w": 1e-6}], 0.1, **hyper)
+    assert value["w"] == pytest.approx(keras_value, abs=TOL), why
 
 
 def _reference_one(name, hyper):
@@ -259,13 +271,15 @@ def test_bad_forms_are_refused_by_name(backend):
         B.build_optimizer("adam", params, form="keras")
 
 
-def test_torch_has_no_native_eps_hat_adam():
+def test_torch_has_no_native_eps_hat_adam_nor_eps_inside():
     T = load_or_skip("torch")
     params = _dict_params("torch", {"w": 1.0})
     with pytest.raises(ValueError, match="implementation: got 'native' with form 'eps_hat', "
                                          "expected 'auto' or 'textbook'"):
         T.build_optimizer("adam", params, implementation="native", form="eps_hat")
     assert T.build_optimizer("adam", params, form="eps_hat").implementation == "textbook"
+    with pytest.raises(ValueError, match="implementation: got 'native' with form 'eps_inside'"):
+        T.build_optimizer("rmsprop", params, implementation="native", form="eps_inside")
     F = load_or_skip("tensorflow")
     variables = _dict_params("tensorflow", {"w": 1.0})
     assert F.build_optimizer("adam", variables, form="eps_hat").implementation == "native"
@@ -274,11 +288,13 @@ def test_torch_has_no_native_eps_hat_adam():
 
 AUTO = {  # what implementation="auto" runs, per backend, optimizer and form
     "torch": {(name, "textbook"): "native" for name in _checks.OPTIMIZER_DEFAULTS}
-    | {("adam", "eps_hat"): "textbook"},
+    | {("adam", "eps_hat"): "textbook", ("adagrad", "eps_inside"): "textbook",
+       ("rmsprop", "eps_inside"): "textbook"},
     "tensorflow": {("sgd", "textbook"): "native", ("momentum", "textbook"): "native",
                    ("nesterov", "textbook"): "native", ("adagrad", "textbook"): "textbook",
                    ("rmsprop", "textbook"): "textbook", ("adam", "textbook"): "textbook",
-                   ("adam", "eps_hat"): "native"},
+                   ("adam", "eps_hat"): "native", ("adagrad", "eps_inside"): "native",
+                   ("rmsprop", "eps_inside"): "native"},
 }
 
 

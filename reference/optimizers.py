@@ -13,6 +13,7 @@ that each line can be checked by hand (no arrays, no in-place tricks):
               form "eps_hat" (tutorial 002's Adam, Keras' Adam, tf.train.AdamOptimizer):
               m += (1 - b1) (g - m);  v += (1 - b2) (g^2 - v);
               lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);  w -= lr_t m / (sqrt(v) + eps)
+    adagrad, rmsprop  form "eps_inside" (Keras' Adagrad and RMSprop): w -= lr g / sqrt(h + eps)
 
 g includes the coupled weight decay (g + weight_decay w). The hyperparameters have the backends'
 names and defaults (impls/_checks.py OPTIMIZER_DEFAULTS, checked equal by the tests).
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
 # The forms each rule can take ("textbook" first: the default).
 FORMS: dict[str, tuple[str, ...]] = {name: ("textbook",) for name in DEFAULTS}
 FORMS["adam"] = ("textbook", "eps_hat")
+FORMS["adagrad"] = FORMS["rmsprop"] = ("textbook", "eps_inside")
 
 # The forms and hyperparameters each tutorial's optimizers use (/work/shared/seeds, read for the
 # settings): tutorial -> optimizer -> {"form", hyperparameters, "source"}. lr is the recipe's
@@ -152,13 +154,14 @@ def _rule(optimizer: str, form: str, w: float, g: float, state: dict, lr: float,
         v = hp["momentum"] * state.get("v", 0.0) - lr * g
         state["v"] = v
         return w + v if optimizer == "momentum" else w + hp["momentum"] * v - lr * g
-    if optimizer == "adagrad":
-        h = state.get("h", 0.0) + g * g
+    if optimizer in ("adagrad", "rmsprop"):
+        if optimizer == "adagrad":
+            h = state.get("h", 0.0) + g * g
+        else:
+            h = hp["alpha"] * state.get("h", 0.0) + (1.0 - hp["alpha"]) * g * g
         state["h"] = h
-        return w - lr * g / (math.sqrt(h) + hp["eps"])
-    if optimizer == "rmsprop":
-        h = hp["alpha"] * state.get("h", 0.0) + (1.0 - hp["alpha"]) * g * g
-        state["h"] = h
+        if form == "eps_inside":
+            return w - lr * g / math.sqrt(h + hp["eps"])
         return w - lr * g / (math.sqrt(h) + hp["eps"])
     b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
     t = state["t"] = state.get("t", 0) + 1

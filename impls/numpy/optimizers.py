@@ -14,7 +14,7 @@ the names to them. Coupled weight decay is added to the gradient before the rule
 "native" (torch.optim / keras.optimizers) and "textbook" (this file, mirrored with their tensor
 ops); NumPy has only the textbook, so "auto", "textbook" and "native" all mean it. ``form``
 picks a variant of a rule (_checks.OPTIMIZER_FORMS): Adam's "eps_hat" is tutorial 002's and
-Keras' (``_adam_eps_hat``).
+Keras' (``_adam_eps_hat``); AdaGrad's and RMSProp's "eps_inside" are Keras'.
 
 The rules update in place (``m *= b1; m += ...``) rather than ``m[...] = b1 * m + ...``: the
 same arithmetic in the same order, with fewer temporaries.
@@ -119,6 +119,20 @@ def _adam_eps_hat(w, g, state, lr, hp):
     w -= step
 
 
+def _adagrad_eps_inside(w, g, state, lr, hp):
+    # form "eps_inside" (Keras' Adagrad): h += g^2; w -= lr g / sqrt(h + eps)
+    h = _zeros(state, "h", w)
+    h += g * g
+    w -= lr * g / np.sqrt(h + hp["eps"])
+
+
+def _rmsprop_eps_inside(w, g, state, lr, hp):
+    # form "eps_inside" (Keras' RMSprop): h = alpha h + (1 - alpha) g^2; w -= lr g / sqrt(h + eps)
+    h = _zeros(state, "h", w)
+    h[...] = hp["alpha"] * h + (1 - hp["alpha"]) * (g * g)
+    w -= lr * g / np.sqrt(h + hp["eps"])
+
+
 # (name, form) -> rule
 _RULES = {
     ("sgd", "textbook"): _sgd,
@@ -128,6 +142,8 @@ _RULES = {
     ("rmsprop", "textbook"): _rmsprop,
     ("adam", "textbook"): _adam,
     ("adam", "eps_hat"): _adam_eps_hat,
+    ("adagrad", "eps_inside"): _adagrad_eps_inside,
+    ("rmsprop", "eps_inside"): _rmsprop_eps_inside,
 }
 
 

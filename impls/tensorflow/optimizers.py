@@ -10,7 +10,8 @@ allows; "textbook" = docs/models.md's table written with TensorFlow ops (``_Text
 optimizer whose ``update_step`` is the table, so both run the same way inside ``tf.function``);
 "auto" = native for sgd, momentum and nesterov (identical to the textbook), textbook for
 adagrad, rmsprop and adam, and native for adam with ``form="eps_hat"`` (Keras' Adam IS that
-form: tutorial 002's, see docs/models.md; ``_Textbook._adam_eps_hat`` is the same in TF ops).
+form: tutorial 002's, see docs/models.md; ``_Textbook._adam_eps_hat`` is the same in TF ops) and
+for adagrad and rmsprop with ``form="eps_inside"`` (Keras' own, footnote (1) below).
 How Keras 3.15 differs (keras/src/optimizers/*.py, each row confirmed by a test in
 parity_tests/test_tensorflow_models.py):
 
@@ -66,7 +67,8 @@ IMPLEMENTATIONS = _checks.IMPLEMENTATIONS
 _AUTO = {("sgd", "textbook"): "native", ("momentum", "textbook"): "native",
          ("nesterov", "textbook"): "native", ("adagrad", "textbook"): "textbook",
          ("rmsprop", "textbook"): "textbook", ("adam", "textbook"): "textbook",
-         ("adam", "eps_hat"): "native"}
+         ("adam", "eps_hat"): "native", ("adagrad", "eps_inside"): "native",
+         ("rmsprop", "eps_inside"): "native"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +133,18 @@ class _Textbook(keras.optimizers.Optimizer):
         self.assign(h, alpha * h + (1 - alpha) * (g * g))
         self.assign_sub(w, lr * g / (tf.sqrt(h) + self.hyper["eps"]))
 
+    def _adagrad_eps_inside(self, w, g, lr, h):
+        # form "eps_inside" (Keras' Adagrad): h += g^2; w -= lr g / sqrt(h + eps)
+        self.assign_add(h, g * g)
+        self.assign_sub(w, lr * g / tf.sqrt(h + self.hyper["eps"]))
+
+    def _rmsprop_eps_inside(self, w, g, lr, h):
+        # form "eps_inside" (Keras' RMSprop): h = alpha h + (1 - alpha) g^2;
+        # w -= lr g / sqrt(h + eps)
+        alpha = self.hyper["alpha"]
+        self.assign(h, alpha * h + (1 - alpha) * (g * g))
+        self.assign_sub(w, lr * g / tf.sqrt(h + self.hyper["eps"]))
+
     def _adam(self, w, g, lr, m, v):
         # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
         # w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (eps outside the root)
@@ -190,9 +204,9 @@ def _implementation(name: str, implementation: str, form: str) -> str:
 
 def _native_forms(name: str) -> tuple[str, ...]:
     """The forms for which implementation="native" is accepted: Keras' Adam IS the eps-hat
-    form and the closest to the textbook one; every other Keras class is close to the
-    textbook (the table above)."""
-    return ("textbook", "eps_hat") if name == "adam" else ("textbook",)
+    form, its Adagrad and RMSprop the eps-inside forms, and each is the closest Keras has to
+    the textbook one (the table above)."""
+    return _checks.OPTIMIZER_FORMS[name]
 
 
 def _dtype(variable) -> np.dtype:

@@ -14,8 +14,10 @@ parity tests confirm):
 
 "auto" is native for all six: with a constant learning rate every native update equals the
 textbook one to rounding. Adam's ``form="eps_hat"`` (tutorial 002's and Keras' Adam, eps on the
-uncorrected sqrt(v)) has no torch.optim class: "auto" runs TextbookOptimizer's eps-hat branch
-and "native" is refused. One difference remains, when the learning rate CHANGES mid-run:
+uncorrected sqrt(v)) and AdaGrad's and RMSProp's ``form="eps_inside"`` (Keras', sqrt(h + eps))
+have no torch.optim class: "auto" runs TextbookOptimizer's branch for them, "native" is refused.
+
+One difference remains, when the learning rate CHANGES mid-run:
 torch's momentum keeps the velocity in gradient units and applies the current lr to all of it,
 
     torch     momentum:  b = momentum b + g;       w -= lr_t b
@@ -100,16 +102,23 @@ class TextbookOptimizer(torch.optim.Optimizer):
         v.mul_(group["momentum"]).sub_(group["lr"] * g)  # v = momentum v - lr g
         w.add_(group["momentum"] * v - group["lr"] * g)  # w += momentum v - lr g
 
+    @staticmethod
+    def _denominator(h, group):
+        # sqrt(h) + eps; form "eps_inside" (Keras' Adagrad and RMSprop): sqrt(h + eps)
+        if group["form"] == "eps_inside":
+            return (h + group["eps"]).sqrt()
+        return h.sqrt() + group["eps"]
+
     def _adagrad(self, w, g, state, group):
         (h,) = self._zeros(state, w, "h")
         h.add_(g * g)  # h += g^2
-        w.sub_(group["lr"] * g / (h.sqrt() + group["eps"]))  # w -= lr g / (sqrt(h) + eps)
+        w.sub_(group["lr"] * g / self._denominator(h, group))  # w -= lr g / (sqrt(h) + eps)
 
     def _rmsprop(self, w, g, state, group):
         (h,) = self._zeros(state, w, "h")
         alpha = group["alpha"]
         h.mul_(alpha).add_((1 - alpha) * g * g)  # h = alpha h + (1 - alpha) g^2
-        w.sub_(group["lr"] * g / (h.sqrt() + group["eps"]))  # w -= lr g / (sqrt(h) + eps)
+        w.sub_(group["lr"] * g / self._denominator(h, group))  # w -= lr g / (sqrt(h) + eps)
 
     def _adam(self, w, g, state, group):
         m, v = self._zeros(state, w, "m", "v")
@@ -133,7 +142,8 @@ class TextbookOptimizer(torch.optim.Optimizer):
 # building one
 
 
-# The forms torch.optim's classes compute (the textbook's, for every rule; no eps-hat Adam).
+# The forms torch.optim's classes compute (the textbook's, for every rule; no eps-hat Adam, no
+# eps-inside AdaGrad or RMSProp).
 _NATIVE_FORMS = ("textbook",)
 
 
@@ -248,8 +258,9 @@ def build_optimizer(name: str, params: Model | dict[str, torch.Tensor], lr: floa
 
     implementation: "native" (torch.optim), "textbook" (TextbookOptimizer) or "auto" (native:
     the two agree unless lr changes mid-run with momentum/nesterov, see the module docstring).
-    form: "textbook", or for adam "eps_hat" (tutorial 002's and Keras' Adam), which torch.optim
-    has no class for: "auto" gives TextbookOptimizer, "native" is refused.
+    form: "textbook", or for adam "eps_hat" (tutorial 002's and Keras' Adam), for adagrad and
+    rmsprop "eps_inside" (Keras'), which torch.optim has no class for: "auto" gives
+    TextbookOptimizer, "native" is refused.
     """
     checked = _checks.optimizer_params(params, Model, "float leaf tensor with requires_grad")
     lr, hyper = _checks.optimizer(name, lr, implementation, hyper)
