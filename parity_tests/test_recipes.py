@@ -10,6 +10,7 @@ tutorial's accuracy beside the measured one.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import re
@@ -231,6 +232,10 @@ def test_train_recipe_on_a_stand_in_records_the_label_and_the_overrides(tmp_path
                                   "dataset_options": {"recipe": {},
                                                       "used": {"n_train": 200, "n_test": 100}}}
     assert len(result["epochs"]) == 1
+    with open(out / "epochs.csv", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["recipe"], row["stand_in"], row["dataset"]) == (
+        "two_layer_net", block["label"], "digits")
     last = printed.strip().splitlines()[-2]
     assert last.startswith("recipe two_layer_net: the tutorial's test accuracy 94.35 % (MNIST "
                            "test set, 10,000 images); measured on scikit-learn's 8x8 digits: ")

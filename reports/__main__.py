@@ -157,8 +157,11 @@ def _run_train(args: argparse.Namespace) -> int:
         if recipe_block is not None:
             result["config"]["recipe"] = recipe_block
         write_json_atomic(out / "results.json", result)
+        # a recipe's name and stand-in label on every row: the CSV says what it measured too
+        recipe_columns = {} if recipe_block is None else {
+            "recipe": recipe_block["name"], "stand_in": recipe_block["label"] or ""}
         rows = [{**{k: v for k, v in result["config"].items() if not isinstance(v, dict)},
-                 **row} for row in result["epochs"]]
+                 **recipe_columns, **row} for row in result["epochs"]]
         write_csv_atomic(out / "epochs.csv", rows)
         row = result["epochs"][-1]
         print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
