@@ -217,6 +217,22 @@ def test_unreadable_and_non_finite_weights_are_said_not_drawn(tmp_path):
     assert "### mlp" not in section  # its unreadable file has no conv to draw either
 
 
+def test_a_cell_id_that_is_a_path_is_never_read(tmp_path):
+    """results.json is data: a cell id like '../x' names no file the report opens."""
+    run = make_run(tmp_path / "run")
+    results = json.loads((run / "results.json").read_text())
+    ok = _canonical("simple_cnn", 0)
+    save_npz_atomic(run / "weights" / "train-numpy-simple_cnn-digits-seed0.npz", ok)
+    save_npz_atomic(tmp_path / "outside.npz", ok)  # what ../../outside would reach
+    for cell in results["cells"]:
+        if cell["cell_id"] == "train-torch-simple_cnn-digits-seed0":
+            cell["cell_id"] = "../../outside"
+    (run / "results.json").write_text(json.dumps(results))
+    section = _markdown(run)
+    assert "Only numpy has trained `conv1.weight` here" in section
+    assert "torch: its cell id is not a file name." in section
+
+
 # ---------------------------------------------------------------------------------------------
 # a real run
 

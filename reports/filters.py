@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .plots import ordered
+from .runspec import plain_name
 
 BORDER = 1.0  # the grid's border value: white, as the page behind it
 LEVELS = 255  # a PNG channel's grey levels: differences smaller than 1/255 of a range vanish
@@ -130,6 +131,14 @@ def first_conv(weights: dict[str, np.ndarray]) -> str | None:
     return next((k for k, v in weights.items() if np.ndim(v) == 4), None)
 
 
+def _plain(cell_id: str) -> bool:
+    try:
+        plain_name("cell id", cell_id)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
@@ -202,7 +211,9 @@ def filter_sets(run_dir: str | Path, results: dict, environment: Any = None) -> 
         path = weights_dir / f"{cell['cell_id']}.npz"
         why = None
         weights: dict[str, np.ndarray] = {}
-        if cell.get("status") != "ok":
+        if not _plain(cell["cell_id"]):  # results.json is data: no path comes from it
+            why = "its cell id is not a file name"
+        elif cell.get("status") != "ok":
             why = f"its cell {cell.get('status', 'did not finish')}"
         elif not path.is_file():
             why = f"no weights/{path.name}"
