@@ -262,6 +262,7 @@ def test_issue9_one_nan_pixel_in_an_mlp_gives_a_nan_loss(backend):
 
 
 NAN_MODELS = [(name, {}) for name in reference_models.MODELS] + [
+    ("three_layer_cnn", dict(batchnorm=True)),
     ("mlp", dict(batchnorm=True, dropout=0.5)),
     ("mlp", dict(activation="sigmoid")),
     ("mlp", dict(activation="tanh")),
@@ -422,6 +423,13 @@ def test_numpy_scalars_build_the_same_model_as_python_numbers(backend):
     cnn = backend.build_model("simple_cnn", (np.int64(1), np.int64(8), np.int64(8)),
                               np.int64(3), seed=np.int64(0))
     assert cnn.predict(_x(2, (1, 8, 8))).shape == (2, 3)
+    # the CNNs' options: three_layer_cnn's hidden and batchnorm, cifar_lrn_cnn's norm2
+    bn = backend.build_model("three_layer_cnn", (1, 8, 8), 3, hidden=np.int64(6),
+                             batchnorm=np.bool_(True))
+    assert bn.spec == backend.build_model("three_layer_cnn", (1, 8, 8), 3, hidden=6,
+                                          batchnorm=True).spec
+    assert (backend.build_model("cifar_lrn_cnn", (1, 8, 8), 3, norm2=np.bool_(True)).spec
+            == backend.build_model("cifar_lrn_cnn", (1, 8, 8), 3, norm2=True).spec)
 
 
 @pytest.mark.parametrize("name, hyper", [
