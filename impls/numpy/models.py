@@ -158,7 +158,9 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
 
     ``seed`` draws the weights (reference.models.initial_weights, the same numbers in every
     backend) and seeds the model's dropout generator; ``init`` and ``weight_decay`` override the
-    tutorial's; ``options`` go to the model (mlp: hidden, activation, batchnorm, dropout).
+    tutorial's for every layer; ``options`` go to the model (reference.models.resolve lists
+    them: mlp's hidden, activation, batchnorm, dropout; three_layer_cnn's hidden, batchnorm;
+    cifar_lrn_cnn's norm2; flatten_order).
     """
     seed = _checks.integer("seed", seed, 0)
     dtype = layers_module.dtype_arg(dtype)

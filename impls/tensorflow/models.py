@@ -276,8 +276,10 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     """The network ``name`` of reference/models.py with its canonical initial weights.
 
     ``seed`` draws the weights (reference.models.initial_weights, the same numbers in every
-    backend); ``init`` and ``weight_decay`` override the tutorial's; ``options`` go to the
-    model (mlp: hidden, activation, batchnorm, dropout). Dropout without injected masks uses
+    backend); ``init`` and ``weight_decay`` override the tutorial's for every layer;
+    ``options`` go to the model (reference.models.resolve lists them: mlp's hidden,
+    activation, batchnorm, dropout; three_layer_cnn's hidden, batchnorm; cifar_lrn_cnn's
+    norm2; flatten_order). Dropout without injected masks uses
     TensorFlow's generator (``tf.random.set_seed``).
     """
     seed = _checks.integer("seed", seed, 0)

@@ -110,9 +110,10 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
                 **options) -> Model:
     """The network ``name`` of reference/models.py with its canonical initial weights.
 
-    ``reference.models.resolve`` checks name, input_shape, num_classes, init, weight_decay and
-    options; the weights are ``initial_weights(spec, seed, dtype)``, drawn in NumPy, so every
-    backend starts from the same numbers.
+    ``reference.models.resolve`` checks name, input_shape, num_classes, init, weight_decay (both
+    override the tutorial's for every layer) and options (resolve lists them); the weights
+    are ``initial_weights(spec, seed, dtype)``, drawn in NumPy, so every backend starts from
+    the same numbers.
     """
     dtype = _dtype(dtype)
     seed = _checks.integer("seed", seed, 0)
