@@ -57,7 +57,8 @@ TUTORIAL_OPTIMIZERS: dict[str, dict[str, dict[str, object]]] = {
                                "sqrt(v_corrected); t incremented before the first update"}},
     "001": {"adam": {"form": "textbook", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                      "source": "Solver(update_rule='adam'): cs231n optim.py's adam (not "
-                               "printed in the tutorial): t += 1 first, mt / (sqrt(vt) + 1e-8)"}},
+                               "printed in the tutorial; its starter code asks for t to be "
+                               "incremented before use): mt / (sqrt(vt) + 1e-8)"}},
     "002": {"sgd": {"form": "textbook", "source": "class SGD: w -= lr g"},
             "momentum": {"form": "textbook", "momentum": 0.9,
                          "source": "class Momentum: v = 0.9 v - lr g; w += v"},
