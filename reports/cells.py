@@ -35,6 +35,7 @@ import numpy as np
 
 from .environment import environment, keep_freed_memory
 from .io import save_npz_atomic, write_json_atomic
+from .loadwatch import CpuWatch
 from .runspec import TRAINING_DEFAULTS, plain_name
 
 ROW_FIELDS = ("cell", "kind", "framework", "model", "dataset", "seed", "op", "size",
@@ -81,6 +82,8 @@ def cell_id(spec: dict[str, Any]) -> str:
         cid = f"ops-{spec['framework']}"
     elif spec["kind"] == "step":
         cid = f"step-{spec['framework']}-{spec['model']}"
+        if spec.get("round") is not None:  # the bench's interleaved rounds (reports/bench.py)
+            cid += f"-r{spec['round']}"
     else:
         cid = f"train-{spec['framework']}-{spec['model']}-{spec['dataset']}-seed{spec['seed']}"
     return plain_name("cell id", cid)
@@ -364,10 +367,12 @@ def step_cell(spec: dict[str, Any]) -> dict[str, Any]:
 
     trim_heap()
     start = resident_mib()
+    watch = CpuWatch().start()  # the other processes' CPU time while this cell measures
     timed(step, spec["warmup"], 0)
     steps, memory, before, how = peak_growth(lambda: timed(step, 0, spec["repeats"]))
     inference = timed(lambda: model.predict(x, batch_size=batch), max(spec["warmup"], 1),
                       spec["repeats"])
+    load = watch.stop()
     gflop = step_flops(model_spec, batch) / 1e9
     median = float(np.median(steps))
     cid = cell_id(spec)
@@ -384,7 +389,14 @@ def step_cell(spec: dict[str, Any]) -> dict[str, Any]:
             row("step_peak_memory", memory, "MiB"),
             row("step_peak_memory_from_start", max(0.0, before + memory - start), "MiB"),
             row("step_gflop", gflop, "GFLOP"),
-            row("step_gflops", gflop / median, "GFLOP/s")]
+            row("step_gflops", gflop / median, "GFLOP/s"),
+            row("other_cpu", load["other_cpu"], "s"), row("window", load["window"], "s"),
+            row("load_average", load["load_average"], "load")]
+    # every timed step and predict call, for medians over the bench's rounds (benchcheck.py)
+    rows += [make_row(cid, metric, s * 1e3, "ms", kind="step", framework=spec["framework"],
+                      model=spec["model"], seed=seed, step=i)
+             for metric, times in (("step_time", steps), ("inference_time", inference))
+             for i, s in enumerate(times)]
     gemm = ""
     if spec["gemm_size"]:
         rows.append(row("gemm_gflops", gemm_rate(spec["framework"], spec["gemm_size"]),

@@ -136,3 +136,86 @@ def run_load(start: float | None, cell_loads: list[dict[str, Any]], threads: int
     peak = max(maxima) if maxima else None
     return {"threads": threads, "cores": cores, "start": start, "max": peak,
             "loaded": is_loaded((start, peak), threads)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the CPU time of the other processes while one cell measures (the benchmark's step cells)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_cpu_seconds(path: str = "/proc/stat") -> float | None:
+    """CPU seconds every core of the machine has spent busy since boot (None without /proc):
+    user + nice + system + irq + softirq + steal of /proc/stat's "cpu" line (guest time is
+    already in user). Steal counts: it is time this machine's cores ran someone else's work."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def process_cpu_seconds(pid: int | str = "self", path: str | None = None) -> float | None:
+    """User + system CPU seconds of process ``pid``, all its threads (``/proc/<pid>/stat``,
+    or ``path``, fields 14 and 15, clock ticks as /proc/stat counts them; None without
+    /proc)."""
+    try:
+        with open(path or f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": the fields after comm start at the last ')'
+    after = stat[stat.rfind(")") + 2:].split()
+    try:
+        return (int(after[11]) + int(after[12])) / CLOCK_TICKS
+    except (IndexError, ValueError):
+        return None
+
+
+class CpuWatch:
+    """The other processes' CPU time while this process measures: ``start()`` before the timed
+    work, ``stop()`` after it. Other CPU = the machine's busy CPU time over the window minus
+    this process's own (both in the kernel's clock ticks, so a reading is good to about two
+    ticks, ``resolution()``). The readers are parameters so that tests can feed known values.
+    """
+
+    def __init__(self, machine: Callable[[], float | None] = machine_cpu_seconds,
+                 own: Callable[[], float | None] = process_cpu_seconds,
+                 clock: Callable[[], float] = time.monotonic,
+                 load: Callable[[], float | None] = load_average):
+        self.machine, self.own, self.clock, self.load = machine, own, clock, load
+        self._start: tuple[float | None, float | None, float] | None = None
+
+    @staticmethod
+    def resolution() -> float:
+        """Seconds a reading may be off by: a tick at each end of each of the two counters."""
+        return 2.0 / CLOCK_TICKS
+
+    def start(self) -> CpuWatch:
+        self._start = (self.machine(), self.own(), self.clock())
+        return self
+
+    def stop(self) -> dict[str, float | None]:
+        """``{"window": s, "other_cpu": s or None, "load_average": 1-min or None}``."""
+        if self._start is None:
+            raise RuntimeError("CpuWatch.stop() before start()")
+        machine0, own0, t0 = self._start
+        machine1, own1, t1 = self.machine(), self.own(), self.clock()
+        other = None
+        if None not in (machine0, own0, machine1, own1):
+            other = round(max(0.0, (machine1 - machine0) - (own1 - own0)), 4)
+        return {"window": round(t1 - t0, 6), "other_cpu": other, "load_average": self.load()}
+
+
+def other_cpu_loaded(other_cpu: float | None, window: float | None, threshold: float,
+                     resolution: float) -> bool | None:
+    """Whether the other processes used more than ``threshold`` cores on average during a
+    window (``other_cpu`` seconds in ``window`` seconds), a reading's ``resolution`` given to
+    the doubt; None when it was not measured."""
+    if other_cpu is None or window is None or window <= 0:
+        return None
+    return other_cpu - resolution > threshold * window

@@ -111,7 +111,7 @@ def build(run_dir: str | os.PathLike) -> tuple[str, list, list[Section], dict[st
         verdict_section(results, s if training else s.iloc[0:0], bench, run_id),
         recipe_section(results, s),  # None unless the run is a recipe's (render/recipe.py)
         measured_section(results),
-        *([bench_section(bench, times, environment, images)] if steps else []),
+        *([bench_section(bench, times, environment, images, results)] if steps else []),
         *([summary_section(s)] if training else []),
         problems_section(results),
         *([curves_section(images, coincide), speed_section(images)] if training else []),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import codepages, plots
+from .. import benchcheck, codepages, plots
 from ..opbench import ISSUE_CONV, size_label
 from .data import NO_DATA, fmt, marked
 from .doc import Figure, Para, Section, Subheading, Table, code, em, strong
@@ -196,8 +196,82 @@ def op_ratio_table(times: pd.DataFrame) -> Table | None:
                   *(f"{names.get(fw, fw)} / PyTorch" for fw in others)), rows)
 
 
+def _targets() -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return benchcheck.load_targets(), None
+    except benchcheck.TargetsError as err:
+        return None, str(err)
+
+
+def ratio_table(results: dict[str, Any], targets: dict[str, Any]) -> Table | None:
+    """Per thread count, model and metric: NumPy's and PyTorch's medians over the rounds, the
+    ratio, its spread over the rounds and the target's verdict (reports/benchcheck.py)."""
+    verdicts = benchcheck.evaluate([results], targets, all_threads=False)
+    if not verdicts:
+        return None
+    rows = []
+    for v in verdicts:
+        spread = v.get("spread")
+        rows.append((v["model"], v["metric"], str(v["threads"]), fmt(v.get("subject")),
+                     fmt(v.get("reference")), _ratio(v.get("ratio")),
+                     "—" if not spread else f"{spread[0]:.2f} ({spread[1]:.2f}–{spread[2]:.2f})",
+                     str(v.get("rounds", 0)), f"≤ {v['target']:.2f}",
+                     v["status"] + (f": {v['reason']}" if v.get("reason") else "")))
+    s, r = targets["subject"], targets["reference"]
+    return Table(("model", "metric", "threads", f"{s}", f"{r}", f"{s} / {r}",
+                  "per round: median (min–max)", "rounds", "target", "verdict"), rows)
+
+
+def cell_load_table(results: dict[str, Any], threshold: float) -> Table | None:
+    """Every step cell's round, position in it, and the load while it measured."""
+    cells = benchcheck.step_cells(results)
+    if not cells:
+        return None
+    rows = []
+    for c in cells:
+        share = (c["other_cpu"] / c["window"] if c["other_cpu"] is not None and c["window"]
+                 else None)
+        why = benchcheck.cell_load(c, threshold) if c["status"] == "ok" else c["status"]
+        rows.append((str(c["cell_id"]), str(c["round"] or "—"), str(c["position"] or "—"),
+                     fmt(c["window"]), fmt(c["other_cpu"]), fmt(share, 2),
+                     fmt(c["load_average"]), "no" if why is None else f"yes: {why}"))
+    return Table(("cell", "round", "position", "measuring (s)", "other CPU (s)",
+                  "other CPU (cores)", "load average", "loaded"), rows)
+
+
+def rounds_part(results: dict[str, Any] | None) -> list:
+    """The subsection on the interleaved rounds, the ratios' spread and the load per cell."""
+    if results is None:
+        return []
+    targets, error = _targets()
+    out: list = [Subheading("Ratios over the rounds, and the targets")]
+    if targets is None:
+        return [*out, Para(f"The targets file could not be read: {error}")]
+    rounds = (results.get("config") or {}).get("rounds")
+    out.append(Para(
+        f"The step cells ran in {rounds or 1} round{'' if rounds == 1 else 's'}, one cell per "
+        "framework in each, the frameworks' order rotated from round to round. Each "
+        "framework's figure is its median over every timed step (predict call) of every "
+        "round; memory, the median over the rounds. The spread is the per-round ratios. The "
+        "targets are reports/bench_targets.json's (", code("python -m reports bench --check"),
+        " judges them at every thread count); a cell is loaded when other processes used "
+        f"more than {targets['loaded_other_cpu']:g} cores' worth of CPU time while it "
+        "measured, or their load average reached its threads, and a target whose cells were "
+        "loaded is unverified, never met."))
+    table = ratio_table(results, targets)
+    out.append(table if table is not None else Para(NO_DATA + " (no step cells)"))
+    loads = cell_load_table(results, float(targets["loaded_other_cpu"]))
+    if loads is not None:
+        out += [Para("Each step cell's round and position in it, how long it measured (warm-up, "
+                     "timed steps and predict calls), the CPU time other processes used in "
+                     "that window (the machine's busy time from /proc/stat minus the cell's "
+                     "own), the 1-minute load average at its end, and whether it counts as "
+                     "loaded:"), loads]
+    return out
+
+
 def bench_section(b: pd.DataFrame, times: pd.DataFrame, environment: Any,
-                  images: dict[str, bytes]) -> Section:
+                  images: dict[str, bytes], results: dict[str, Any] | None = None) -> Section:
     section = Section("Benchmarks")
     if b.empty:
         return section.add(Para(NO_DATA + " (no step-benchmark rows)"))
@@ -221,6 +295,7 @@ def bench_section(b: pd.DataFrame, times: pd.DataFrame, environment: Any,
         "A framework that keeps its step's buffers in its own pool from one step to the next "
         "(TensorFlow's CPU allocator does) shows little of it there; ", em("memory from start"),
         " counts such pools (and one-time costs such as TensorFlow's tracing) too."))
+    section.add(*rounds_part(results))
     gemm_table = _gemm_table(b)
     if gemm_table is not None:
         section.add(Subheading("GEMM rate per framework"),
