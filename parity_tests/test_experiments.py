@@ -39,10 +39,15 @@ COLUMNS = {
 }
 
 
-def _rows(name: str, framework: str) -> pd.DataFrame:
+def _run(name: str, framework: str) -> tuple[pd.DataFrame, dict]:
     load_or_skip(framework)
     config = make_config(name, overrides=TINY.get(name))
-    return pd.DataFrame(get(name).run(framework, config)["rows"])
+    result = get(name).run(framework, config)
+    return pd.DataFrame(result["rows"]), result.get("tables", {})
+
+
+def _rows(name: str, framework: str) -> pd.DataFrame:
+    return _run(name, framework)[0]
 
 
 def _count(name: str) -> int:
@@ -71,15 +76,21 @@ def test_optimizer_paths_follow_the_float_reference(framework):
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_the_frameworks_give_the_same_curves(name):
     """Float64, same weights, same batches, same masks: the curves agree to rounding."""
-    frames = [_rows(name, f) for f in BACKENDS]
-    for frame in frames:
+    runs = [_run(name, f) for f in BACKENDS]
+    for frame, _ in runs:
         assert list(frame.columns) == COLUMNS[name]
         assert len(frame) == _count(name)
         assert frame[COLUMNS[name][-1]].notna().all()
-    deviations = common.deviations(pd.concat(frames), get(name))
+    frame = pd.concat([f for f, _ in runs])
+    deviations = common.deviations(frame, get(name))
     assert deviations and all(r["framework"] in ("torch", "tensorflow") for r in deviations)
     worst = common.largest(deviations)
     assert worst["deviation"] < 1e-9, worst
+    # the figures draw from the three frameworks' rows
+    tables = {k: [row for _, t in runs for row in t.get(k, [])] for k in runs[0][1]}
+    figures, blocks = get(name).report(frame, tables, make_config(name, overrides=TINY[name]))
+    assert figures and all(png.startswith(b"\x89PNG") for png in figures.values())
+    assert blocks
 
 
 def test_weight_init_histograms_count_every_activation():

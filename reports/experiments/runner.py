@@ -28,6 +28,7 @@ import impls
 
 from .. import io
 from ..environment import environment
+from ..render.doc import Para, code
 from ..rundir import DEFAULT_OUT
 from ..runspec import UsageError, integer
 from . import NAMES, common, get
@@ -147,14 +148,19 @@ def run_experiment(name: str, out: str | os.PathLike, *, full: bool = False,
         rows = reference["rows"] + rows
     frame = pd.DataFrame(rows)
     deviations = common.deviations(frame, experiment) if rows else []
-    figures, blocks = experiment.report(frame, tables, config) if rows else ({}, [])
+    report_error = None
+    try:
+        figures, blocks = experiment.report(frame, tables, config) if rows else ({}, [])
+    except Exception as err:  # the rows are kept: a figure's bug must not lose the run
+        report_error = f"{type(err).__name__}: {err}"
+        figures, blocks = {}, [Para("The figures could not be drawn: ", code(report_error))]
     results = {
         "experiment": name, "title": experiment.title, "source": experiment.source,
         "config": config, "frameworks": list(frameworks),
         "runs": {f: {k: v for k, v in run.items() if k not in ("rows", "tables")}
                  for f, run in runs.items()},
         "deviations": deviations, "largest_deviation": common.largest(deviations),
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started, "report_error": report_error,
         "environment": environment(), "command": " ".join(sys.argv),
     }
     write_run(Path(out), experiment, results, frame, tables, figures, blocks)
