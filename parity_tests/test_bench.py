@@ -577,3 +577,34 @@ def test_check_runs_refuses_options_that_would_run_something(tmp_path, capsys):
     bad.write_text("{}")
     assert main(["bench", "--check-runs", str(tmp_path), "--targets", str(bad)]) == 2
     assert "error: argument --targets: " in capsys.readouterr().err
+
+
+def test_check_runs_the_bench_at_every_thread_count_of_the_targets(tmp_path, monkeypatch,
+                                                                    capsys):
+    targets = tmp_path / "targets.json"
+    targets.write_text(json.dumps({**TARGETS, "threads": [2, 1]}))
+    calls = []
+
+    def run_once(args, threads, run_id, start):  # no cells: known results per thread count
+        calls.append((threads, run_id))
+        made = [fake_cell(fw, "mlp", 1, [ms], threads=threads or args.threads)
+                for fw, ms in (("numpy", 9.0), ("torch", 10.0))]
+        return {**fake_results(*made, threads=threads or args.threads),
+                "cells": [c for c, _ in made]}
+
+    monkeypatch.setattr(bench, "run_once", run_once)
+    base = ["bench", "--out", str(tmp_path), "--targets", str(targets), "--check"]
+    assert main([*base, "--run-id", "x"]) == 0
+    assert calls == [(2, "x-t2"), (1, "x-t1")]
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 * 3 + 1 and out[-1].startswith("check: 6 met")
+    # --threads N: that run only, and the other thread count's targets are not measured
+    calls.clear()
+    assert main([*base, "--run-id", "y", "--threads", "1"]) == 1
+    assert calls == [(None, "y")]
+    assert "3 met, 0 missed, 0 unverified (machine loaded), 3 not measured" in \
+        capsys.readouterr().out
+    # without --check: one run, as before
+    calls.clear()
+    assert main(["bench", "--out", str(tmp_path), "--run-id", "z"]) == 0
+    assert calls == [(None, "z")]

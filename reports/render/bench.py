@@ -281,8 +281,10 @@ def bench_section(b: pd.DataFrame, times: pd.DataFrame, environment: Any,
     section.add(Para("One training step (forward, backward, SGD update) of each model at its "
                      "tutorial's input size, on one synthetic batch; every framework starts "
                      "from the same weights and sees the same batch, each in its own process "
-                     "with the same thread count. Ratios are to PyTorch's cell of the same "
-                     "model in this run (below 1: faster than PyTorch); % of GEMM is the "
+                     "with the same thread count. With several rounds, each figure here is the "
+                     "median over the rounds of the cells' own; the ratios over every timed "
+                     "step, with their spread, follow below. Ratios are to PyTorch's cells of "
+                     "the same model in this run (below 1: faster than PyTorch); % of GEMM is the "
                      "step's GFLOP/s over the best float32 GEMM rate measured in the run "
                      f"({gemm})."), _bench_table(b))
     section.add(*marks_note(bool(b["parallel"].any()), bool(b["loaded"].any())))
