@@ -82,4 +82,4 @@ EXPERIMENT = common.Experiment(
     full=dict(dataset="fashion-mnist", n_train=1000, hidden=[100] * 5, batch_size=100,
               lr=0.01, epochs=20, weight_scales=SCALES),
     run=run, report=report, curve_keys=("weight_scale", "batchnorm"), step="epoch",
-    values=("train_accuracy",))
+    values=("train_loss", "train_accuracy"))

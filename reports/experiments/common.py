@@ -105,14 +105,16 @@ def accuracy_curve(backend: ModuleType, model: Any, opt: Any, x: np.ndarray, y: 
                    config: dict[str, Any], evaluate: dict[str, tuple[np.ndarray, np.ndarray]],
                    dropout: bool = False) -> list[dict[str, Any]]:
     """Train for config["epochs"] epochs of config["batch_size"]; one row per epoch (epoch 0:
-    the initial weights) with each of ``evaluate``'s accuracies ({"train_accuracy": (x, y)})."""
+    the initial weights) with the epoch's mean training loss (of its batches, before each
+    update; None at epoch 0) and each of ``evaluate``'s accuracies ({"train_accuracy": (x, y)})."""
     rng = mask_rng(config) if dropout else None
-    rows = [{"epoch": 0, **{k: accuracy(model, *xy) for k, xy in evaluate.items()}}]
+    rows = [{"epoch": 0, "train_loss": None,
+             **{k: accuracy(model, *xy) for k, xy in evaluate.items()}}]
     for epoch in range(config["epochs"]):
-        for xb, yb in datasets.batches(x, y, config["batch_size"], seed=config["seed"],
-                                       epoch=epoch):
-            backend.train_step(model, opt, xb, yb, rng=rng)
-        rows.append({"epoch": epoch + 1,
+        losses = [backend.train_step(model, opt, xb, yb, rng=rng)
+                  for xb, yb in datasets.batches(x, y, config["batch_size"],
+                                                 seed=config["seed"], epoch=epoch)]
+        rows.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                      **{k: accuracy(model, *xy) for k, xy in evaluate.items()}})
     return rows
 
@@ -149,7 +151,11 @@ def deviations(frame: pd.DataFrame, experiment: Experiment) -> list[dict[str, An
                 if not len(diff):
                     continue
                 rel = diff / scale if scale > 0 else diff
-                rel = np.where(np.isnan(rel), np.inf, rel)  # NaN in one framework only: inf
+                # NaN in both (no value at that step, or both diverged): agreement; NaN in
+                # one framework only: as far apart as can be
+                both = (np.isnan(other.loc[common].to_numpy(float))
+                        & np.isnan(base.loc[common, value].to_numpy(float)))
+                rel = np.where(both, 0.0, np.where(np.isnan(rel), np.inf, rel))
                 i = int(np.argmax(rel))
                 if best["deviation"] is None or rel[i] > best["deviation"]:
                     best = {"deviation": float(rel[i]), "framework": framework,

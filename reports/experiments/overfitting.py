@@ -84,4 +84,4 @@ EXPERIMENT = common.Experiment(
     full=dict(dataset="fashion-mnist", n_train=300, hidden=[100] * 6, batch_size=100,
               lr=0.01, epochs=200, weight_decay=0.1, dropout=0.2),
     run=run, report=report, curve_keys=("variant",), step="epoch",
-    values=("train_accuracy", "test_accuracy"))
+    values=("train_loss", "train_accuracy", "test_accuracy"))

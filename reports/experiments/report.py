@@ -24,6 +24,9 @@ def statement(results: dict[str, Any]) -> list:
     top = results["largest_deviation"]
     if top is None:
         return ["Only one framework ran (or none against the base): nothing to compare."]
+    if top["deviation"] == 0:
+        return ["Every curve is the same in every framework, to the last bit (deviation 0 "
+                "from ", code(top["base"]), " at every step)."]
     where = ", ".join(f"{k} {v}" for k, v in top.items() if k not in SKIP)
     return ["The largest deviation from ", code(top["base"]), " over every curve is ",
             strong(f"{top['deviation']:.3g}"), f" ({top['framework']}, {top['value']}"
