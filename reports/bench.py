@@ -239,7 +239,8 @@ def bench_command(args: argparse.Namespace) -> int:
     runs = []
     for threads in counts:
         run_id = args.run_id if len(counts) == 1 else f"{stamp}-t{threads}"
-        results = run_once(args, threads, run_id, start)
+        # each run's own seconds: the first from the command's start, the next from its own
+        results = run_once(args, threads, run_id, start if not runs else time.perf_counter())
         if results is None:
             return 130
         if not succeeded(results):
