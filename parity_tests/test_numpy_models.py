@@ -595,3 +595,21 @@ def test_input_grad_is_checked():
     relu.forward(_x((1, 2, 2)))
     with pytest.raises(ValueError, match="input_grad: got False, but ReLU has no parameters"):
         relu.backward(np.ones((BATCH, 1, 2, 2)), input_grad=False)
+
+
+def test_a_tutorials_nhwc_dense_weight_loads_as_its_transpose_with_flatten_order_nhwc():
+    """000's NumPy SIGNS CNN: Z = A.reshape(m, -1) @ W + b on NHWC activations A, W (in, out).
+    With flatten_order="nhwc", fc1.weight = W.T gives its logits, no row permuted."""
+    shape = (3, 9, 7)
+    model = B.build_model("signs_scratch_cnn", shape, NUM_CLASSES, dtype="float64",
+                          flatten_order="nhwc")
+    spec, weights, x = model.spec, model.get_weights(), _x(shape)
+    pooled, _ = reference_ops.max_pool2d_forward(
+        np.maximum(reference_ops.conv2d_forward(x, weights["conv1.weight"],
+                                                weights["conv1.bias"], 2, 2)[0], 0), 2, 1)
+    w_tutorial = np.random.default_rng(4).standard_normal((pooled[0].size, NUM_CLASSES))
+    b = weights["fc1.bias"]
+    tutorial = pooled.transpose(0, 2, 3, 1).reshape(BATCH, -1) @ w_tutorial + b  # NHWC
+    model.set_weights({**weights, "fc1.weight": w_tutorial.T})
+    assert normalized_error(model.predict(x), tutorial) < 1e-12
+    assert spec.layers[3].params == dict(order="nhwc")

@@ -132,7 +132,8 @@ FLATTEN_ORDERS = ("nchw", "nhwc")
 def flatten_order(name: str, value: object) -> str:
     """A Flatten's feature order, checked: "nchw" ((C, H, W), PyTorch's and the canonical
     order) or "nhwc" ((H, W, C): the order of a tutorial that flattens NHWC activations, whose
-    dense weight columns then load unchanged). The layers of every backend check with it."""
+    (in, out) dense weight is then fc1.weight transposed, no row permuted). The layers of
+    every backend check with it."""
     if not isinstance(value, str) or value not in FLATTEN_ORDERS:
         raise ValueError(f"{name}: got {value!r}, expected one of "
                          f"{', '.join(map(repr, FLATTEN_ORDERS))}")
