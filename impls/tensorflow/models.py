@@ -13,7 +13,9 @@ The layouts, converted at the edges only:
   gradients: conv (C_out, C_in, kH, kW) <-> (kH, kW, C_in, C_out); Linear (out, in) <-> (in,
   out). The features after a Flatten of an image come in NHWC order (h, w, c) where the
   canonical order is (c, h, w): the first Linear after such a Flatten gets its kernel rows
-  permuted (and so would a BatchNorm1d's vectors or a dropout mask between the two).
+  permuted (and so would a BatchNorm1d's vectors or a dropout mask between the two); after a
+  Flatten with order "nhwc" (reference.models' flatten_order) the canonical order is (h, w, c)
+  too, and nothing is permuted.
 
 Keras' own ``get_weights``/``set_weights``/``predict`` (lists of arrays, Keras layouts) are
 replaced by the contract's (a dict of canonical arrays, NumPy logits); ``dtype`` is a NumPy dtype.
