@@ -28,6 +28,7 @@ import pytest
 from parity_tests.conftest import load_or_skip
 from parity_tests.tolerances import normalized_error
 from reference import models as reference_models
+from reference import ops as ref
 from reference.models import MODELS, Layer, dropout_masks
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -555,3 +556,26 @@ def test_bad_arguments_name_the_argument():
         B.train_step(model, B.build_optimizer("sgd", model), x[:, :, :4], y)
     with pytest.raises(KeyError, match="masks"):
         B.gradients(model, x, y, masks={"dropout1": np.ones((3, 100))})
+
+
+def test_bias_free_conv2d_layer_has_no_bias_variable():
+    """Conv2d(bias=False): no bias variable at all (Keras' use_bias=False), the reference conv
+    with b=None on NHWC tensors."""
+    layer = B.Conv2d(2, 3, 3, stride=2, padding="same", bias=False, dtype="float64")
+    layer.build((None, 7, 6, 2))
+    assert layer.bias is None and [v.name for v in layer.trainable_variables] == ["kernel"]
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
+    y = layer(tf.constant(x.transpose(0, 2, 3, 1))).numpy().transpose(0, 3, 1, 2)
+    w = layer.kernel.numpy().transpose(3, 2, 0, 1)  # (kH, kW, C_in, C_out) -> canonical
+    expected, _ = ref.conv2d_forward(x, w, None, 2, "same")
+    assert normalized_error(y, expected) <= TOL64
+
+
+def test_flatten_order_is_checked_and_the_nhwc_model_permutes_nothing():
+    with pytest.raises(ValueError, match="order: got 'hwc'"):
+        B.Flatten(order="hwc")
+    model = B.build_model("signs_scratch_cnn", (3, 9, 7), 5, dtype="float64",
+                          flatten_order="nhwc")
+    weights = model.get_weights()
+    kernel = model.params["fc1.weight"].numpy()  # (in, out), rows in the layer's (h, w, c)
+    np.testing.assert_array_equal(kernel, weights["fc1.weight"].T)

@@ -466,3 +466,24 @@ def test_errors_name_the_argument():
     _raises(KeyError, "dropout2", T.gradients, model, x, y,
             {"dropout1": np.ones((4, 7))})
     _raises(ValueError, "padding", T.MaxPool2d, 2, 2, ((0, 2), (0, 0)))
+
+
+@pytest.mark.parametrize("padding", [1, "same"])
+def test_bias_free_conv2d_layer_is_nn_conv2d_without_bias(padding):
+    """Conv2d(bias=False): no bias parameter (nn.Conv2d's own), the reference conv with b=None,
+    on the native path (padding 1) and the pad-first one ("same" with stride 2)."""
+    layer = T.Conv2d(2, 3, 3, stride=2, padding=padding, bias=False).double()
+    assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
+    y = layer(torch.from_numpy(x)).detach().numpy()
+    expected, _ = ref.conv2d_forward(x, layer.weight.detach().numpy(), None, 2, padding)
+    assert normalized_error(y, expected) <= TOL64
+
+
+def test_flatten_nhwc_flattens_channels_last():
+    x = torch.arange(24.0).reshape(2, 3, 2, 2)
+    np.testing.assert_array_equal(T.Flatten(order="nhwc")(x).numpy(),
+                                  x.permute(0, 2, 3, 1).reshape(2, -1).numpy())
+    np.testing.assert_array_equal(T.Flatten()(x).numpy(), x.reshape(2, -1).numpy())
+    with pytest.raises(ValueError, match="order: got 'hwc'"):
+        T.Flatten(order="hwc")
