@@ -234,6 +234,61 @@ def _window_max(xp: np.ndarray, geom: Geometry) -> tuple[np.ndarray, np.ndarray]
     return y, argmax
 
 
+def _tiles_2x2(xp: np.ndarray, geom: Geometry) -> bool:
+    """True when 2x2 windows with stride 2 tile the C-ordered xp exactly (no cell left over)."""
+    (oh, ow) = geom.out
+    return (geom.kernel == (2, 2) and geom.stride == (2, 2) and xp.size > 0
+            and xp.flags.c_contiguous and xp.shape[2:] == (2 * oh, 2 * ow))
+
+
+def _max_2x2(xp: np.ndarray, geom: Geometry):
+    """(y, right, lower) of 2x2 windows tiling xp (N, C, 2*OH, 2*OW), row by row.
+
+    A window's first maximum in row-major order is the first maximum of the row holding the
+    larger row maximum, the upper row on a tie: so the cells are compared in pairs along W
+    (``right``: the second cell of the pair is strictly greater), then the pairs' maxima
+    along H (``lower``: the lower row's is strictly greater). Each comparison is one pass over
+    a flat, long array; four strided (N, C, OH, OW) slices, as in ``_window_max``, iterate
+    over short rows of OW floats and ran 2x slower. right (N*C*2*OH*OW,) and lower
+    (N*C*OH, OW) are boolean; the winner's offset is 2 * lower + right of its row.
+    """
+    n, c = xp.shape[:2]
+    oh, ow = geom.out
+    pairs = xp.reshape(-1, 2)  # (N*C*H*OW, 2): the two cells of a window's row
+    right = pairs[:, 1] > pairs[:, 0]
+    rows = np.maximum(pairs[:, 0], pairs[:, 1]).reshape(-1, 2, ow)  # (N*C*OH, 2, OW)
+    lower = rows[:, 1] > rows[:, 0]
+    y = np.maximum(rows[:, 0], rows[:, 1])  # (N*C*OH, OW)
+    return y.reshape(n, c, oh, ow), right, lower
+
+
+def _argmax_2x2(right: np.ndarray, lower: np.ndarray, shape) -> np.ndarray:
+    """The kernel offsets (uint8, ``shape`` (N, C, OH, OW)) of ``_max_2x2``'s winners."""
+    right = right.reshape(-1, 2, shape[-1])  # (N*C*OH, 2 rows, OW)
+    column = np.where(lower, right[:, 1], right[:, 0])
+    return (2 * lower.astype(np.uint8) + column).reshape(shape)
+
+
+def _unpool_2x2(dy: np.ndarray, right: np.ndarray, lower: np.ndarray, padded_shape,
+                pads: _checks.Pads) -> np.ndarray:
+    """Gradient of ``_max_2x2`` for a finite dy (N, C, OH, OW): dx, every cell written once.
+
+    dy goes to the winning row of each window, then to the winning cell of that row; the
+    loser of a pair gets g - g * win (0 for finite g), which spares a negation of the mask.
+    """
+    ow = dy.shape[-1]
+    dy2 = dy.reshape(-1, ow)  # (N*C*OH, OW)
+    rows = np.empty((dy2.shape[0], 2, ow), dtype=dy.dtype)  # the gradient of each row maximum
+    np.multiply(dy2, lower, out=rows[:, 1])
+    np.subtract(dy2, rows[:, 1], out=rows[:, 0])
+    g = rows.reshape(-1)  # (N*C*H*OW,)
+    dxp = np.empty(padded_shape, dtype=dy.dtype)
+    pairs = dxp.reshape(-1, 2)
+    np.multiply(g, right, out=pairs[:, 1])
+    np.subtract(g, pairs[:, 1], out=pairs[:, 0])
+    return _unpad(dxp, pads)
+
+
 def _first_real_offsets(geom: Geometry) -> np.ndarray:
     """(OH, OW): the kernel offset of each window's first real (unpadded) cell, row-major."""
     kw, (sh, sw), ((top, _), (left, _)), (oh, ow) = (geom.kernel[1], geom.stride, geom.pads,
@@ -281,22 +336,35 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     xp = _pad(x, geom.pads, value=-np.inf)  # (N, C, Hp, Wp)
-    y, argmax = _window_max(xp, geom)  # (N, C, OH, OW) each
+    winners = None  # 2x2 tiles: (right, lower), the winner's place, instead of an argmax
+    if _tiles_2x2(xp, geom):
+        y, *winners = _max_2x2(xp, geom)
+        argmax = None
+    else:
+        y, argmax = _window_max(xp, geom)  # (N, C, OH, OW) each
     nan_windows = None
     if y.size and not y.min() > -np.inf:  # min is NaN if any NaN (np.min propagates it)
-        y, argmax, nan_windows = _nonfinite_windows(xp, geom, argmax.dtype)
+        index_type = np.min_scalar_type(geom.kernel[0] * geom.kernel[1] - 1)
+        y, argmax, nan_windows = _nonfinite_windows(xp, geom, index_type)
+        winners = None
         if not nan_windows.any():
             nan_windows = None
     cache = Cache(op="max_pool2d", shape=y.shape, dtype=x.dtype, argmax=argmax, geom=geom,
-                  padded_shape=xp.shape, nan_windows=nan_windows)
+                  padded_shape=xp.shape, nan_windows=nan_windows, winners=winners)
     return y, cache  # (N, C, OH, OW)
 
 
 def max_pool2d_backward(dy, cache):
     """Gradient of max_pool2d_forward: dx (N, C, H, W)."""
     _checks.grad_output(dy, cache, "max_pool2d")
-    argmax = cache.argmax
-    if cache.nan_windows is None and np.isfinite(dy.sum()):
+    finite = cache.nan_windows is None and np.isfinite(dy.sum())
+    if cache.winners is not None:
+        if finite:
+            return _unpool_2x2(dy, *cache.winners, cache.padded_shape, cache.geom.pads)
+        argmax = _argmax_2x2(*cache.winners, dy.shape)
+    else:
+        argmax = cache.argmax
+    if finite:
         def contribution(k):
             # One-hot per offset: the windows whose winner sits at offset k pass dy on.
             return dy * (argmax == k)
