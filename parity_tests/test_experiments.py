@@ -27,10 +27,11 @@ TINY = {
     "optimizer_comparison": dict(n_train=64, hidden=[8] * 4, batch_size=32, iterations=4,
                                  optimizers=["Momentum", "Adam"]),
     "weight_init": dict(n_train=64, hidden=[8] * 4, batch_size=32, iterations=3,
-                        hist_samples=40, hist_units=8, hist_layers=3),
+                        hist_samples=40, hist_units=8, hist_layers=3, inits=["He (sqrt(2/n))"]),
     "batchnorm": dict(n_train=80, hidden=[8] * 5, batch_size=40, epochs=1,
                       weight_scales=[0.01]),
-    "overfitting": dict(n_train=40, hidden=[8] * 6, batch_size=20, epochs=2),
+    "overfitting": dict(n_train=40, hidden=[8] * 6, batch_size=20, epochs=2,
+                        variants=["weight decay", "dropout"]),
 }
 COLUMNS = {
     "optimizer_paths": ["framework", "optimizer", "step", "x", "y"],
@@ -59,9 +60,9 @@ def _count(name: str) -> int:
     t = TINY.get(name, {})
     return {"optimizer_paths": len(R.PATHS) * (t.get("steps", 0) + 1),
             "optimizer_comparison": len(t.get("optimizers", ())) * t.get("iterations", 0),
-            "weight_init": 3 * t.get("iterations", 0),
+            "weight_init": len(t.get("inits", ())) * t.get("iterations", 0),
             "batchnorm": len(t.get("weight_scales", ())) * 2 * (t.get("epochs", 0) + 1),
-            "overfitting": 3 * (t.get("epochs", 0) + 1)}[name]
+            "overfitting": len(t.get("variants", ())) * (t.get("epochs", 0) + 1)}[name]
 
 
 @pytest.mark.parametrize("framework", BACKENDS)

@@ -31,7 +31,7 @@ def run(framework: str, config: dict[str, Any]) -> dict[str, Any]:
     x, y, xt, yt = common.load(config)
     classes = common.num_classes(config)
     rows, seconds = [], {}
-    for variant in VARIANTS:
+    for variant in config["variants"]:
         start = time.perf_counter()
         options = {"dropout": config["dropout"]} if variant == "dropout" else {}
         decay = config["weight_decay"] if variant == "weight decay" else 0.0
@@ -80,8 +80,8 @@ EXPERIMENT = common.Experiment(
     source="002 ch. 7 (解决过拟合的方法: DropOut, 权值衰减)",
     summary="300 images, 6x100 MLP, SGD 0.01: plain, weight decay 0.1, dropout 0.2",
     quick=dict(dataset="digits", n_train=300, hidden=[100] * 6, batch_size=100, lr=0.01,
-               epochs=100, weight_decay=0.1, dropout=0.2),
+               epochs=100, weight_decay=0.1, dropout=0.2, variants=list(VARIANTS)),
     full=dict(dataset="fashion-mnist", n_train=300, hidden=[100] * 6, batch_size=100,
-              lr=0.01, epochs=200, weight_decay=0.1, dropout=0.2),
+              lr=0.01, epochs=200, weight_decay=0.1, dropout=0.2, variants=list(VARIANTS)),
     run=run, report=report, curve_keys=("variant",), step="epoch",
     values=("train_loss", "train_accuracy", "test_accuracy"))

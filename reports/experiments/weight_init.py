@@ -72,7 +72,8 @@ def run(framework: str, config: dict[str, Any]) -> dict[str, Any]:
     x, y, _, _ = common.load(config)
     classes = common.num_classes(config)
     rows, seconds = [], {}
-    for label, init in INITS.items():
+    for label in config["inits"]:
+        init = INITS[label]
         model = common.build_mlp(backend, x, classes, config, init=init,
                                  hidden=tuple(config["hidden"]))
         opt = backend.build_optimizer("sgd", model, lr=config["lr"])
@@ -142,8 +143,9 @@ def report(frame: pd.DataFrame, tables: dict, config: dict[str, Any]) -> tuple[d
             "(0, 1), the frameworks overlaid (histograms.csv)."),
             *_histogram_agreement(hist)]
     frameworks = common.frameworks_of(frame)
-    fig, axes = common.panels(len(INITS) + 1, ncols=4, width=3.6, height=3.0)
-    for i, label in enumerate(INITS):
+    labels = list(dict.fromkeys(frame["init"]))
+    fig, axes = common.panels(len(labels) + 1, ncols=4, width=3.6, height=3.0)
+    for i, label in enumerate(labels):
         first = frame[(frame["init"] == label) & (frame["framework"] == frameworks[0])]
         axes[0].plot(first["step"], common.smooth(first["loss"].to_numpy()), label=label,
                      color=common.CYCLE[i], linewidth=1.4)
@@ -173,7 +175,8 @@ EXPERIMENT = common.Experiment(
     source="002 §8 (观察每层的数值分布, struck out there) as its book runs it",
     summary="activation histograms of 5 sigmoid/ReLU layers; std 0.01 vs Xavier vs He on the MLP",
     quick=dict(dataset="digits", n_train=None, hidden=[100] * 4, batch_size=128, lr=0.01,
-               iterations=300, hist_samples=1000, hist_units=100, hist_layers=5),
+               iterations=300, hist_samples=1000, hist_units=100, hist_layers=5, inits=list(INITS)),
     full=dict(dataset="fashion-mnist", n_train=None, hidden=[100] * 4, batch_size=128,
-              lr=0.01, iterations=2000, hist_samples=1000, hist_units=100, hist_layers=5),
+              lr=0.01, iterations=2000, hist_samples=1000, hist_units=100, hist_layers=5,
+              inits=list(INITS)),
     run=run, report=report, curve_keys=("init",), values=("loss",))
