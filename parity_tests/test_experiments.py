@@ -203,5 +203,8 @@ def test_out_must_be_new_or_empty(tmp_path, capsys):
 def test_overrides_are_checked_by_name():
     with pytest.raises(ValueError, match=r"overrides: got \['epoch'\], expected settings of"):
         make_config("overfitting", overrides={"epoch": 3})
+    with pytest.raises(ValueError, match=r"overrides\['variants'\]: got \['dropot'\], expected "
+                                         "a non-empty list of some of plain, weight decay"):
+        make_config("overfitting", overrides={"variants": ["dropot"]})
     with pytest.raises(ValueError, match="name: got 'nope', expected one of optimizer_paths"):
         get("nope")

@@ -109,6 +109,13 @@ def make_config(name: str, full: bool = False, seed: int = 0, dtype: str = "floa
     if unknown:
         raise ValueError(f"overrides: got {unknown}, expected settings of {name}: "
                          f"{', '.join(config)}")
+    for key, value in (overrides or {}).items():  # a list of names: some of the defaults
+        choices = config[key]
+        if (isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)
+                and (not isinstance(value, list) or not value
+                     or not set(value) <= set(choices))):
+            raise ValueError(f"overrides[{key!r}]: got {value!r}, expected a non-empty list of "
+                             f"some of {', '.join(choices)}")
     return {**config, **(overrides or {}), **({"size": "custom"} if overrides else {})}
 
 
