@@ -8,10 +8,13 @@ import csv
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-pytest.importorskip("matplotlib", reason="the experiments draw with matplotlib (the report extra)")
+for _module in ("pandas", "matplotlib", "jinja2", "sklearn"):  # digits comes with scikit-learn
+    pytest.importorskip(_module, reason=f"the experiments need {_module}: pip install "
+                                        "'cnn-rosetta[report]'")
+
+import pandas as pd  # noqa: E402
 
 from parity_tests.conftest import load_or_skip  # noqa: E402
 from reference import optimizers as R  # noqa: E402

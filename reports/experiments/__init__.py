@@ -1,9 +1,10 @@
 """The tutorials' experiments, re-run in every framework: ``python -m reports experiment NAME``.
 
 Each module holds one experiment (its settings, what one framework computes, its figures);
-common.py what they share; runner.py the command: every framework in its own process, from
-the same initial weights on the same batches, then one run directory with tidy rows, figures
-with the frameworks overlaid and a report saying how far apart they are (docs/experiments.md).
+common.py what they share; cli.py the subcommand's options; runner.py the run: every
+framework in its own process, from the same initial weights on the same batches, then one run
+directory with tidy rows, figures with the frameworks overlaid and a report saying how far
+apart they are (docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,6 @@ def get(name: str):
 
 def add_experiment_parser(sub) -> None:
     """Register the ``experiment`` subcommand (reports/__main__.py)."""
-    from .runner import add_parser
+    from .cli import add_parser
 
     add_parser(sub)
