@@ -176,6 +176,8 @@ def test_the_command_runs_each_framework_in_its_own_process(tmp_path, capsys):
     saved = json.loads((out / "results.json").read_text())
     assert saved["runs"]["numpy"]["status"] == "ok" and saved["runs"]["numpy"]["wall_seconds"] > 0
     assert saved["largest_deviation"]["deviation"] < 1e-12
+    assert saved["command"] == ("python -m reports experiment optimizer_paths --frameworks "
+                                f"numpy --seed 0 --dtype float64 --threads 1 --out {out}")
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files
 
 
@@ -201,6 +203,19 @@ def test_out_must_be_new_or_empty(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--out" in err and "not empty" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]  # nothing written
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(frameworks=["jax"]), "frameworks: got ['jax'], expected some of numpy, torch"),
+    (dict(seed=-1), "seed: got -1, expected an integer >= 0"),
+    (dict(threads=0), "threads: got 0, expected an integer >= 1"),
+    (dict(dtype="float16"), "dtype: got 'float16', expected 'float32' or 'float64'"),
+])
+def test_run_experiment_checks_its_arguments(tmp_path, kwargs, message):
+    with pytest.raises(ValueError) as info:
+        run_experiment("optimizer_paths", tmp_path / "out", **kwargs)
+    assert message in str(info.value)
+    assert not (tmp_path / "out").exists()  # refused before anything ran or was written
 
 
 def test_overrides_are_checked_by_name():

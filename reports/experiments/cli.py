@@ -88,9 +88,14 @@ def command(args: argparse.Namespace) -> int:
         raise UsageError("NAME", f"got {got}, expected one of {', '.join(NAMES)} (or --list)")
     out = _claim(args.out or DEFAULT_OUT / "experiments" / (
         f"{args.name}-{'full' if args.full else 'quick'}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    typed = " ".join(["python -m reports experiment", args.name, *(["--full"] * args.full),
+                      "--frameworks", ",".join(args.frameworks), "--seed", str(args.seed),
+                      "--dtype", args.dtype, "--threads", str(args.threads),
+                      *(["--data-dir", str(args.data_dir)] if args.data_dir else []),
+                      "--out", str(out)])
     results = run_experiment(args.name, out, full=args.full, frameworks=args.frameworks,
                              seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                             threads=args.threads)
+                             threads=args.threads, command=typed)
     for framework, run in results["runs"].items():
         state = (f"{run['wall_seconds']:.1f} s" if run["status"] == "ok"
                  else f"{run['status']}: {run.get('error', '')}")

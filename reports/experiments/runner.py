@@ -119,12 +119,16 @@ def make_config(name: str, full: bool = False, seed: int = 0, dtype: str = "floa
 def run_experiment(name: str, out: str | os.PathLike, *, full: bool = False,
                    frameworks: list[str] | tuple[str, ...] = impls.BACKENDS, seed: int = 0,
                    dtype: str = "float64", data_dir: str | None = None, threads: int = 1,
-                   in_process: bool = False, overrides: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
+                   in_process: bool = False, overrides: dict[str, Any] | None = None,
+                   command: str | None = None) -> dict[str, Any]:
     """Run experiment ``name`` in each of ``frameworks`` (each in its own process unless
     ``in_process``) and write the run directory ``out``; return results.json's content.
-    ``overrides``: settings replaced by name (see make_config)."""
+    ``overrides``: settings replaced by name (see make_config); ``command``: how it was asked
+    for, for the report (default: the call)."""
     experiment = get(name)
+    for arg, value, low in (("seed", seed, 0), ("threads", threads, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{arg}: got {value!r}, expected an integer >= {low}")
     unknown = [f for f in frameworks if f not in impls.BACKENDS]
     if unknown or not frameworks:
         raise ValueError(f"frameworks: got {list(frameworks)!r}, expected some of "
@@ -165,7 +169,9 @@ def run_experiment(name: str, out: str | os.PathLike, *, full: bool = False,
                  for f, run in runs.items()},
         "deviations": deviations, "largest_deviation": common.largest(deviations),
         "seconds": time.perf_counter() - started, "report_error": report_error,
-        "environment": environment(), "command": " ".join(sys.argv),
+        "environment": environment(),
+        "command": command or f"run_experiment({name!r}, frameworks={list(frameworks)}, "
+                              f"full={full}, seed={seed}, dtype={dtype!r})",
     }
     write_run(Path(out), experiment, results, frame, tables, figures, blocks)
     return results
