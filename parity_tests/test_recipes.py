@@ -186,7 +186,7 @@ def test_without_the_tutorials_files_it_names_them_and_the_stand_in(tmp_path, ca
 
 def test_without_a_data_dir_it_says_none_was_given(capsys):
     assert main(["train", "--recipe", "two_layer_net", "--no-progress"]) == 2
-    assert "MNIST, which is not there (no --data-dir given)" in capsys.readouterr().err
+    assert "MNIST, which cannot be read here (no --data-dir given)" in capsys.readouterr().err
 
 
 def test_a_recipe_run_refuses_another_model_and_full(tmp_path, capsys):

@@ -81,7 +81,7 @@ def missing_data_message(r: Recipe, command: str, reason: str) -> str:
     files = REQUIRED_FILES.get(r.dataset)
     need = (f"the files {', '.join(files)} ({_FILE_NOTES[r.dataset]})" if files
             else f"the {title(r.dataset)} files")
-    return (f"recipe {r.name} trains on {title(r.dataset)}, which is not there ({reason}): "
+    return (f"recipe {r.name} trains on {title(r.dataset)}, which cannot be read here ({reason}): "
             f"put {need} in one directory and give it with --data-dir DIR. Or run the recipe "
             f"on a stand-in, not comparable with the tutorial's accuracy: python -m reports "
             f"{command} --recipe {r.name} --dataset fashion-mnist (or --dataset digits)")
