@@ -61,14 +61,10 @@ def test_recipe_optimizer_builds_in_numpy_with_its_form(name):
     shape, classes = _tutorial_shape(r)
     model = NP.build_model(r.model, input_shape=shape, num_classes=classes, seed=0,
                            **r.model_kwargs())
-    try:
-        opt = NP.build_optimizer(r.optimizer, model, lr=r.lr, **r.optimizer_options)
-    except TypeError as err:
-        if "form" in r.optimizer_options and "form" in str(err):
-            pytest.xfail(f"the optimizer form {r.optimizer_options['form']!r} is not in "
-                         f"build_optimizer yet (helper B3a, issue 11 item 9): {err}")
-        raise
-    assert opt is not None
+    opt = NP.build_optimizer(r.optimizer, model, lr=r.lr, **r.optimizer_options)
+    options = dict(r.optimizer_options)
+    assert (opt.name, opt.lr, opt.form) == (r.optimizer, r.lr, options.pop("form", "textbook"))
+    assert {k: opt.hyper[k] for k in options} == options  # eps as the tutorial has it
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
@@ -122,8 +118,6 @@ def test_cifar_recipe_keeps_the_models_per_layer_l2_and_init():
     spec = ref_models.resolve(r.model, (3, 32, 32), 10, **r.model_kwargs())
     decay = {layer.name: layer.weight_decay for layer in spec.layers
              if layer.kind in ("Conv2d", "Linear")}
-    if set(decay.values()) == {None}:
-        pytest.xfail("cifar_lrn_cnn has no per-layer L2 yet (helper B2, issue 11 item 2)")
     assert decay == {"conv1": 0.005, "conv2": 0.005, "fc1": 0.004, "fc2": 0.004}
     assert spec.init == "truncated_normal(0.05)"
 
