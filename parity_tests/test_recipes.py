@@ -318,3 +318,26 @@ def test_a_recipe_run_resumes_with_its_saved_settings(recipe_run, capsys):
     printed = capsys.readouterr().out
     assert "1 cells (1 already done, 0 skipped, 0 to run" in printed
     assert "recipe two_layer_net: the tutorial's test accuracy 94.35 %" in printed
+
+
+def test_a_train_cell_passes_the_recipes_model_and_optimizer_options(monkeypatch):
+    from reports import cells, training
+
+    seen = {}
+    setup = training.setup
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return setup(*args, **kwargs)
+
+    monkeypatch.setattr(training, "setup", spy)
+    spec = {"kind": "train", "framework": "numpy", "model": "simple_cnn", "dataset": "digits",
+            "seed": 0, "epochs": 1, "optimizer": "adam", "lr": 1e-3, "batch_size": 50,
+            "init": "normal(0.01)", "dataset_options": {"n_train": 100, "n_test": 50},
+            "model_options": {"weight_decay": 0.0},
+            "optimizer_options": {"form": "eps_hat", "eps": 1e-7}}
+    # train_cell itself: run_cell would also limit this process's BLAS threads for good
+    measured = cells.train_cell(cells.with_defaults(spec))
+    assert any(row["metric"] == "test_accuracy" for row in measured["rows"])
+    assert seen["model_options"] == {"weight_decay": 0.0, "init": "normal(0.01)"}
+    assert seen["optimizer_options"] == {"form": "eps_hat", "eps": 1e-7}
