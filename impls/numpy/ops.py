@@ -355,9 +355,12 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     first largest, NaN counted as +inf) a NaN gradient; a window whose real cells are all
     -inf gives -inf and its gradient goes to its first real cell.
 
-    The fast path (``_window_max``) computes both for finite input; its output, 4x smaller
-    than x for 2x2 windows, is then checked once for NaN or -inf, and only then are the
-    windows redone by ``_nonfinite_windows``.
+    The fast path (``_window_max``, or ``_max_2x2`` when 2x2 windows with stride 2 tile the
+    input) computes both for finite input; its output, 4x smaller than x for 2x2 windows, is
+    then checked once for NaN or -inf, and only then are the windows redone by
+    ``_nonfinite_windows``. The backward writes dy to the winners in two pairwise passes
+    (``_unpool_2x2``) or, for other disjoint windows of ``SCATTER_WINDOW_CELLS`` or more, by
+    one indexed assignment (``_scatter_winners``); otherwise by a pass per kernel offset.
     """
     geom = _checks.pool2d(x, kernel_size, stride, padding)
     xp = _pad(x, geom.pads, value=-np.inf)  # (N, C, Hp, Wp)
