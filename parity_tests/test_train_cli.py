@@ -178,3 +178,30 @@ def test_train_silences_tensorflow_start_up_lines(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr == ""  # no cpu_feature_guard, absl or oneDNN lines
+
+
+def test_train_takes_the_models_options(tmp_path, capsys):
+    # three_layer_cnn's one hidden size by --hidden, any model option by --model-option
+    out = tmp_path / "t"
+    assert main(["train", "--model", "three_layer_cnn", "--dataset", "synthetic", "--epochs",
+                 "1", "--hidden", "7", "--model-option", "batchnorm=true", "--no-progress",
+                 "--dataset-option", "n_train=8", "--dataset-option", "n_test=4",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["model_options"]["hidden"] == 7 and config["model_options"]["batchnorm"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "three_layer_cnn", "--hidden", "500,2"],
+     "argument --hidden: got 500,2, but three_layer_cnn has one hidden layer: give one size"),
+    (["--model", "three_layer_cnn", "--model-option", "bogus=1"],
+     "options: got ['bogus'] for model 'three_layer_cnn', expected some of ['batchnorm', "
+     "'hidden']"),
+    (["--model", "simple_cnn", "--model-option", "norm2=true"],
+     "options: got ['norm2'] for model 'simple_cnn', which takes none"),
+])
+def test_train_refuses_options_the_model_lacks(tmp_path, capsys, argv, message):
+    assert exit_code(["train", "--no-progress", "--dataset", "synthetic", "--out",
+                      str(tmp_path / "t"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

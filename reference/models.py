@@ -20,6 +20,7 @@ every layer's.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -319,10 +320,13 @@ def resolve(name: str, input_shape: tuple[int, int, int], num_classes: int,
                          "integers")
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
         raise ValueError(f"num_classes: got {num_classes!r}, expected an integer >= 2")
-    try:
-        layers, default_init, default_wd = MODELS[name](**options)
-    except TypeError as err:
-        raise TypeError(f"options: got {sorted(options)} for model {name!r}: {err}") from None
+    accepted = sorted(inspect.signature(MODELS[name]).parameters)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"options: got {unknown} for model {name!r}, expected some of "
+                        f"{accepted}" if accepted else
+                        f"options: got {unknown} for model {name!r}, which takes none")
+    layers, default_init, default_wd = MODELS[name](**options)
     if init is not None or weight_decay is not None:  # the caller's, for every layer
         layers = [replace(layer, init=layer.init if init is None else None,
                           weight_decay=layer.weight_decay if weight_decay is None else None)

@@ -96,7 +96,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="initialiser: he_normal, xavier_normal, xavier_uniform, normal(STD), "
                         "or 'model' for the tutorial's own (--recipe: the recipe's)")
     p.add_argument("--hidden", type=hidden_sizes,
-                   help="mlp: hidden sizes, e.g. 100,100,100 (default: the model's own)")
+                   help="mlp: hidden sizes, e.g. 100,100,100; three_layer_cnn: one size, "
+                        "e.g. 500 (default: the model's own)")
+    p.add_argument("--model-option", dest="model_options", type=dataset_option,
+                   action="append", default=None, metavar="KEY=VALUE",
+                   help="a model option, repeatable (JSON values): batchnorm=true for "
+                        "three_layer_cnn, norm2=true for cifar_lrn_cnn, flatten_order=nhwc "
+                        "(docs/models.md lists each model's options)")
     p.add_argument("--activation", choices=("relu", "sigmoid", "tanh"),
                    help="mlp activation (default: relu)")
     p.add_argument("--batchnorm", action="store_true", default=None, help="mlp: batch norm")

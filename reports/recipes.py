@@ -258,8 +258,17 @@ def train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     with ``args.recipe``, the recipe for every option not typed (``Given``); and the recipe
     block (or None). ``init`` None means the model's own."""
     given = getattr(args, "given", set())
-    model_options = {k: getattr(args, k) for k in ("hidden", "activation", "batchnorm",
-                                                   "dropout") if getattr(args, k) is not None}
+    model_options = dict(getattr(args, "model_options", None) or [])
+    model_options.update({k: getattr(args, k) for k in ("hidden", "activation", "batchnorm",
+                                                         "dropout")
+                          if getattr(args, k) is not None})
+    model = args.model if args.recipe is None or "model" in given else recipe(args.recipe).model
+    hidden = model_options.get("hidden")
+    if model != "mlp" and isinstance(hidden, tuple):  # three_layer_cnn: one hidden layer
+        if len(hidden) != 1:
+            raise UsageError("--hidden", f"got {','.join(map(str, hidden))}, but {model} has "
+                                         "one hidden layer: give one size")
+        model_options["hidden"] = hidden[0]
     if args.l2 is not None:
         model_options["weight_decay"] = args.l2
     optimizer_options = {k: getattr(args, k) for k in (
