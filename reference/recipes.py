@@ -150,8 +150,9 @@ class Recipe:
 
     def summary(self) -> str:
         """One line: the recipe as ``--help`` lists it."""
-        steps = f"{self.epochs} epoch{'s' * (self.epochs != 1)}" + (f" ({self.iterations} iterations)"
-                                            if self.iterations else "")
+        steps = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
+        if self.iterations:
+            steps += f" ({self.iterations} iterations)"
         return (f"{self.title} ({self.tutorial[:3]}): {self.model} on {self.dataset}, {steps}, "
                 f"batch {self.batch_size}, {self.optimizer} lr {self.lr:g}; tutorial's "
                 f"accuracy: {self.reported.describe()}")
