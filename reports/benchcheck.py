@@ -164,11 +164,19 @@ def step_cells(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cell_load(cell: dict[str, Any], threshold: float) -> str | None:
-    """Why ``cell`` counts as loaded (None: it does not)."""
-    if cell["marked"]:
-        return "the other processes' load average reached its threads"
+    """Why ``cell`` counts as loaded (None: it does not).
+
+    The other processes' CPU time over the cell's own measuring window decides where it was
+    measured. The runner's load-average mark decides only where it was not: the 1-minute
+    average lags by construction, and a bench run started right after another (``--check``'s
+    1-thread run after its 2-thread one) finds the first run's own cells still in it, which
+    the sampler of the new run cannot subtract (it marked every simple_cnn cell of such a
+    1-thread run loaded on a quiet machine, where the CPU time of other processes was 0).
+    """
     loaded = other_cpu_loaded(cell["other_cpu"], cell["window"], threshold, RESOLUTION)
     if loaded is None:
+        if cell["marked"]:
+            return "the other processes' load average reached its threads"
         return "the other processes' CPU time was not measured"
     if loaded:
         return (f"other processes used {cell['other_cpu'] / cell['window']:.2f} cores "
