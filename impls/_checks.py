@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reference import optimizers as _reference_optimizers
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -407,24 +409,17 @@ def initialize(name: object, shape: object, seed: object, dtype: object) -> tupl
     return tuple(int(v) for v in shape)
 
 
-# Each optimizer's hyperparameters with PyTorch's names and defaults. Adam also takes
-# ``betas=(beta1, beta2)`` (PyTorch's spelling) instead of beta1/beta2.
-OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
-    "sgd": {"weight_decay": 0.0},
-    "momentum": {"momentum": 0.9, "weight_decay": 0.0},
-    "nesterov": {"momentum": 0.9, "weight_decay": 0.0},
-    "adagrad": {"eps": 1e-10, "weight_decay": 0.0},
-    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
-    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-}
+# Each optimizer's hyperparameters with PyTorch's names and defaults, and below the forms each
+# can take: the float reference's tables (reference/optimizers.py), so that the backends and
+# the reference cannot disagree on them. Adam also takes ``betas=(beta1, beta2)`` (PyTorch's
+# spelling) instead of beta1/beta2.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = _reference_optimizers.DEFAULTS
 IMPLEMENTATIONS = ("auto", "textbook", "native")
 # The forms each rule can take, "textbook" (docs/models.md's table) first, the default. Adam's
 # "eps_hat" (tutorial 002, Keras' Adam, TF1's tf.train.AdamOptimizer): lr_t = lr sqrt(1 - b2^t)
 # / (1 - b1^t); w -= lr_t m / (sqrt(v) + eps), eps on the UNcorrected sqrt(v). AdaGrad's and
 # RMSProp's "eps_inside" (Keras' Adagrad and RMSprop): w -= lr g / sqrt(h + eps).
-OPTIMIZER_FORMS: dict[str, tuple[str, ...]] = {name: ("textbook",) for name in OPTIMIZER_DEFAULTS}
-OPTIMIZER_FORMS["adam"] = ("textbook", "eps_hat")
-OPTIMIZER_FORMS["adagrad"] = OPTIMIZER_FORMS["rmsprop"] = ("textbook", "eps_inside")
+OPTIMIZER_FORMS: dict[str, tuple[str, ...]] = _reference_optimizers.FORMS
 
 _UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
 _POSITIVE = dict(low=0.0, low_open=True)  # (0, inf)

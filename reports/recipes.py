@@ -227,14 +227,7 @@ def run_summary(results: dict[str, Any]) -> str | None:
         return None
     measured = measured_accuracies(results)
     got = ", ".join(f"{fw} {value:.4f}" for fw, value in measured.items()) or "none"
-    text = (f"recipe {b['name']}: the tutorial's test accuracy "
-            f"{describe_reported(b['recipe']['reported'])}; measured on {b['dataset_title']}: "
-            f"{got}")
-    if b["label"]:
-        text += f" ({b['label']})"
-    elif not b["comparable"]:
-        text += " (not the tutorial's settings: see the overrides)"
-    return text
+    return _summary(b, got)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,10 +303,8 @@ def train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
             "optimizer_options": {**recipe_optimizer, **optimizer_options}}, b
 
 
-def train_summary(b: dict[str, Any], result: dict[str, Any]) -> str:
-    """The line printed after ``train --recipe``."""
-    epochs = result.get("epochs") or []
-    got = f"{epochs[-1]['test_accuracy']:.4f}" if epochs else "none (no epoch finished)"
+def _summary(b: dict[str, Any], got: str) -> str:
+    """The recipe line after a run or a training: the tutorial's accuracy beside ``got``."""
     text = (f"recipe {b['name']}: the tutorial's test accuracy "
             f"{describe_reported(b['recipe']['reported'])}; measured on {b['dataset_title']}: "
             f"{got}")
@@ -322,3 +313,10 @@ def train_summary(b: dict[str, Any], result: dict[str, Any]) -> str:
     elif not b["comparable"]:
         text += " (not the tutorial's settings: see the overrides)"
     return text
+
+
+def train_summary(b: dict[str, Any], result: dict[str, Any]) -> str:
+    """The line printed after ``train --recipe``."""
+    epochs = result.get("epochs") or []
+    got = f"{epochs[-1]['test_accuracy']:.4f}" if epochs else "none (no epoch finished)"
+    return _summary(b, got)
